@@ -1,0 +1,6 @@
+export { DEFAULT_MUX_CONFIG, resolveMuxConfig, type MuxConfig, type MuxConfigInput } from "./config.js";
+export { Session, type Role, type SessionOptions } from "./session.js";
+export { Stream } from "./stream.js";
+export { CloseCode, memoryPair, type Transport, type TransportHandlers } from "./transport.js";
+export { attachTunnel, type TunnelListenerOptions } from "./uws-transport.js";
+export { dialTunnel, type DialOptions, type DialTls } from "./ws-transport.js";
