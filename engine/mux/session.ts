@@ -38,7 +38,7 @@ export type Role = "server" | "client";
 
 export interface SessionOptions {
   role: Role;
-  config?: MuxConfigInput | MuxConfig;
+  config?: MuxConfigInput;
   /** Application fields for our HELLO; the client gets the server's HELLO to answer (e.g. sign its challenge). */
   helloExt?: (peer: Hello | null) => Record<string, unknown> | Promise<Record<string, unknown>>;
   /** Checks the peer's HELLO (identity, capabilities); throw or reject to refuse the peer. */
@@ -137,7 +137,7 @@ export class Session extends EventEmitter implements StreamHost {
     super();
     this.options = options;
     this.role = options.role;
-    this.config = Object.isFrozen(options.config) ? (options.config as MuxConfig) : resolveMuxConfig(options.config);
+    this.config = resolveMuxConfig(options.config);
     this.nextLocalId = this.role === "server" ? 1 : 2;
     this.connRecvWindow = this.config.connectionWindow;
     this.localMaxStreams = this.config.maxConcurrentStreams;
