@@ -14,12 +14,10 @@ export interface DialTls {
   readonly servername?: string;
 }
 
-export interface DialOptions {
+export interface ConnectOptions {
   /** ws:// or wss:// URL of the engine's tunnel endpoint. */
   readonly url: string;
   readonly tls?: DialTls;
-  /** Session options (the role is "client"). */
-  readonly session: Omit<SessionOptions, "role">;
   /** Largest WebSocket message accepted, bytes. */
   readonly maxMessageBytes?: number;
   /** Time for TCP + TLS + WebSocket upgrade, ms. */
@@ -28,13 +26,22 @@ export interface DialOptions {
   readonly agent?: Agent;
 }
 
+export interface DialOptions extends ConnectOptions {
+  /** Session options (the role is "client"). */
+  readonly session: Omit<SessionOptions, "role">;
+}
+
 /** A `ws` client WebSocket as a session transport. */
 class WsTransport implements Transport {
   private handlers: TransportHandlers | null = null;
+  private early: Buffer[] = [];
   private gone = false;
 
   constructor(private readonly ws: WebSocket) {
-    ws.on("message", (data: Buffer) => this.handlers?.message(data));
+    ws.on("message", (data: Buffer) => {
+      if (this.handlers === null) this.early.push(data);
+      else this.handlers.message(data);
+    });
     ws.on("close", (code: number, reason: Buffer) => this.closed(closeError(code, reason.toString("utf8"))));
     ws.on("error", (err: Error) => this.closed(new PosternError("POSTERN_TRANSPORT_CLOSED", `tunnel connection failed: ${err.message}`, { cause: err })));
     // `ws` has no drain event of its own; the socket under it does.
@@ -48,6 +55,7 @@ class WsTransport implements Transport {
 
   bind(handlers: TransportHandlers): void {
     this.handlers = handlers;
+    for (const m of this.early.splice(0)) handlers.message(m);
   }
 
   send(data: Buffer): void {
@@ -69,8 +77,8 @@ class WsTransport implements Transport {
   }
 }
 
-/** Connects to an engine's tunnel endpoint; resolves once the HELLO exchange is done. */
-export function dialTunnel(options: DialOptions): Promise<Session> {
+/** Opens the WebSocket to an engine's tunnel endpoint, as a bare transport. */
+export function connectTransport(options: ConnectOptions): Promise<Transport> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(options.url, {
       perMessageDeflate: false,
@@ -90,8 +98,14 @@ export function dialTunnel(options: DialOptions): Promise<Session> {
     });
     ws.once("open", () => {
       ws.off("error", failEarly);
-      const session = new Session(new WsTransport(ws), { ...options.session, role: "client" });
-      session.ready.then(() => resolve(session), reject);
+      resolve(new WsTransport(ws));
     });
   });
+}
+
+/** Connects to an engine's tunnel endpoint; resolves once the HELLO exchange is done. */
+export async function dialTunnel(options: DialOptions): Promise<Session> {
+  const session = new Session(await connectTransport(options), { ...options.session, role: "client" });
+  await session.ready;
+  return session;
 }
