@@ -56,7 +56,7 @@ export const DEFAULT_MUX_CONFIG: MuxConfig = Object.freeze({
   maxSessionBuffer: 32 * 1024 * 1024, // 32 MiB
   transportHighWater: 1024 * 1024, // 1 MiB
   maxTransportBuffer: 64 * 1024 * 1024, // 64 MiB
-  maxBatchBytes: 256 * 1024, // 256 KiB
+  maxBatchBytes: 64 * 1024, // 64 KiB: below the stream window, so credit returns while data still flows
   pingIntervalMs: 15_000, // 15 s
   pingMisses: 2,
   helloTimeoutMs: 10_000, // 10 s
