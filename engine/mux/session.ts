@@ -49,6 +49,8 @@ type State = "hello" | "verifying" | "open" | "closed";
 
 /** Frames that arrive while the peer's HELLO is being verified wait here, up to this many. */
 const MAX_HELD_FRAMES = 1024;
+/** DATA payloads at least this large skip the batch buffer and go to the transport as they are. */
+const ZERO_COPY_DATA = 16 * 1024;
 /** Pings in flight at once through ping(). */
 const MAX_OUTSTANDING_PINGS = 16;
 
@@ -652,7 +654,16 @@ export class Session extends EventEmitter implements StreamHost {
     while (off < chunk.length) {
       const n = Math.min(chunk.length - off, stream.sendWindow, this.connSendWindow, maxFrame);
       if (n <= 0) break;
-      this.writer.frame(FrameType.DATA, 0, stream.id, chunk.subarray(off, off + n));
+      if (n >= ZERO_COPY_DATA) {
+        // Header at the end of the current batch, payload as its own message: the caller's
+        // bytes go to the transport without a copy into the batch (the receiver's decoder
+        // takes the payload as a view as well).
+        this.writer.frameHeader(FrameType.DATA, 0, stream.id, n);
+        this.flush();
+        this.sendMessage(chunk.subarray(off, off + n));
+      } else {
+        this.writer.frame(FrameType.DATA, 0, stream.id, chunk.subarray(off, off + n));
+      }
       stream.sendWindow -= n;
       this.connSendWindow -= n;
       off += n;
@@ -677,8 +688,13 @@ export class Session extends EventEmitter implements StreamHost {
   };
 
   private flush(): void {
-    if (this.writer.size === 0 || this.transportGone) return;
-    this.transport.send(this.writer.take());
+    if (this.writer.size === 0) return;
+    this.sendMessage(this.writer.take());
+  }
+
+  private sendMessage(data: Buffer): void {
+    if (this.transportGone) return;
+    this.transport.send(data);
     const buffered = this.transport.bufferedAmount;
     if (buffered > this.config.transportHighWater) {
       this.transportBlocked = true;

@@ -105,7 +105,11 @@ export class Stream extends EventEmitter {
     return this.isClosed;
   }
 
-  /** Sends body bytes. Returns false when they had to be queued; wait for 'drain'. */
+  /**
+   * Sends body bytes. Returns false when they had to be queued; wait for 'drain'. As with
+   * Node's Writable, the chunk must not be modified after it is passed in: large chunks go to
+   * the transport without a copy.
+   */
   write(chunk: Uint8Array): boolean {
     this.checkWritable();
     if (chunk.length === 0) return this.sendQueued === 0;

@@ -74,15 +74,25 @@ export class FrameDecoder {
   push(chunk: Buffer): void {
     if (this.failed) throw new PosternError("POSTERN_PROTOCOL", "decoder used after a protocol error");
     let buf = chunk;
-    if (this.tail !== null) {
-      buf = Buffer.concat([this.tail, chunk]);
-      this.tail = null;
-    }
     let off = 0;
+    const tail = this.tail;
+    if (tail !== null) {
+      this.tail = null;
+      if (tail.length === FRAME_HEADER_SIZE && chunk.length >= readLength(tail, 0)) {
+        // A header (already validated) ended the last input and its payload starts this one:
+        // the usual shape of a large DATA frame sent as header + payload. Deliver the payload
+        // as a view, with no copy.
+        off = readLength(tail, 0);
+        this.sink(tail[3]! as FrameType, tail[4]!, tail.readUInt32BE(5) & MAX_STREAM_ID, chunk.subarray(0, off));
+        if (this.failed) return;
+      } else {
+        buf = Buffer.concat([tail, chunk]);
+      }
+    }
     const end = buf.length;
     try {
       while (end - off >= FRAME_HEADER_SIZE) {
-        const length = (buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!;
+        const length = readLength(buf, off);
         const type = buf[off + 3]!;
         const flags = buf[off + 4]!;
         // The reserved bit is ignored on receipt (RFC 9113 §4.1 does the same).
@@ -128,6 +138,10 @@ export class FrameDecoder {
   }
 }
 
+function readLength(buf: Buffer, off: number): number {
+  return (buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!;
+}
+
 /**
  * Builds one transport message out of many frames. Frames are written straight into a
  * growable buffer; take() hands that buffer over (the transport may keep it) and the next
@@ -145,13 +159,18 @@ export class FrameWriter {
   /** A frame with an optional payload (copied in). */
   frame(type: FrameType, flags: number, streamId: number, payload?: Uint8Array): void {
     const length = payload === undefined ? 0 : payload.length;
-    const at = this.header(type, flags, streamId, length);
+    const at = this.header(type, flags, streamId, length, length);
     if (length > 0) this.buf.set(payload!, at);
+  }
+
+  /** Only the header of a frame whose `length` payload bytes the caller sends right after. */
+  frameHeader(type: FrameType, flags: number, streamId: number, length: number): void {
+    this.header(type, flags, streamId, length, 0);
   }
 
   /** A frame whose payload is one 32-bit unsigned value (RESET, WINDOW_UPDATE). */
   frameU32(type: FrameType, streamId: number, value: number): void {
-    const at = this.header(type, 0, streamId, 4);
+    const at = this.header(type, 0, streamId, 4, 4);
     this.buf.writeUInt32BE(value >>> 0, at);
   }
 
@@ -163,9 +182,10 @@ export class FrameWriter {
     return out;
   }
 
-  private header(type: number, flags: number, streamId: number, length: number): number {
+  /** Writes a header and reserves `reserve` payload bytes after it; returns the payload offset. */
+  private header(type: number, flags: number, streamId: number, length: number, reserve: number): number {
     if (length > MAX_LENGTH_FIELD) throw new RangeError(`frame payload ${length} exceeds the 24-bit length field`);
-    const need = this.len + FRAME_HEADER_SIZE + length;
+    const need = this.len + FRAME_HEADER_SIZE + reserve;
     if (need > this.buf.length) this.grow(need);
     const b = this.buf;
     let o = this.len;

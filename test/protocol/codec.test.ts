@@ -47,6 +47,21 @@ describe("frame codec", () => {
     expect(decodeAll([...batch].map((b) => Buffer.from([b])))).toEqual(whole);
   });
 
+  it("a header-only frame followed by its payload as the next input decodes to the same frame", () => {
+    const payload = Buffer.alloc(20_000, 3);
+    const w = new FrameWriter();
+    w.frame(FrameType.END, 0, 3);
+    w.frameHeader(FrameType.DATA, 0, 5, payload.length);
+    const head = w.take();
+    expect(head.length).toBe(18);
+    const expected: Frame[] = [[FrameType.END, 0, 3, ""], [FrameType.DATA, 0, 5, payload.toString("hex")]];
+    // Payload exactly as the next message (zero-copy path), with a following frame, and split.
+    expect(decodeAll([head, payload])).toEqual(expected);
+    const next = encodeFrame(FrameType.END, 0, 5);
+    expect(decodeAll([head, Buffer.concat([payload, next])])).toEqual([...expected, [FrameType.END, 0, 5, ""]]);
+    expect(decodeAll([head, payload.subarray(0, 7), payload.subarray(7)])).toEqual(expected);
+  });
+
   it("rejects an oversized length from the header alone, before the payload arrives", () => {
     const header = encodeFrame(FrameType.DATA, 0, 1, Buffer.alloc(0));
     header[0] = 0x01;
