@@ -74,8 +74,9 @@ type Handler = (flags: number, streamId: number, payload: Buffer) => void;
 
 /**
  * A multiplexed session over one message transport. Events: 'ready' (HELLO exchange done),
- * 'stream' (Stream opened by the peer; its requestHead is set), 'goaway' (peer is draining),
- * 'close' (err?: PosternError). See docs/protocol.md for the rules enforced here.
+ * 'stream' (Stream opened by the peer; its requestHead is set), 'streamError' (a peer OPEN
+ * had an invalid head; that stream was reset), 'goaway' ({ lastStreamId, code, debug }: the
+ * peer is draining), 'close' (err?: PosternError). See docs/protocol.md for the rules enforced here.
  */
 export class Session extends EventEmitter implements StreamHost {
   readonly role: Role;
@@ -649,7 +650,8 @@ export class Session extends EventEmitter implements StreamHost {
 
   /** Writes as much of `chunk` as stream and connection credit allow; returns bytes written. */
   private sendNow(stream: Stream, chunk: Buffer): number {
-    const maxFrame = this.peerSettings!.maxFrameSize;
+    // Never more than one batch in a frame, so every message stays under the peer's transport limit.
+    const maxFrame = Math.min(this.peerSettings!.maxFrameSize, this.config.maxBatchBytes);
     let off = 0;
     while (off < chunk.length) {
       const n = Math.min(chunk.length - off, stream.sendWindow, this.connSendWindow, maxFrame);
