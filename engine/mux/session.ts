@@ -342,14 +342,17 @@ export class Session extends EventEmitter implements StreamHost {
       }
       queue.shift();
     }
-    if (queue.length > 0) return;
-    this.pendingSend.delete(stream);
+    if (queue.length > 0) return; // still waiting for credit: stays in pendingSend
     if (stream.endQueued && !stream.endSent && !stream.closed) {
       this.writer.frame(FrameType.END, 0, stream.id);
       this.afterWrite();
       stream.sentEnd();
     }
-    if (stream.needDrain && !this.transportBlocked) {
+    // A writer told to wait is told to go on only when the transport has room too; until
+    // then the stream stays in pendingSend, which the transport's drain walks.
+    if (stream.needDrain && this.transportBlocked) return;
+    this.pendingSend.delete(stream);
+    if (stream.needDrain) {
       stream.needDrain = false;
       stream.emit("drain");
     }
