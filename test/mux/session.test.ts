@@ -1,77 +1,17 @@
-import { once } from "node:events";
 import { describe, expect, it } from "vitest";
 import { FrameType, WireError } from "../../engine/protocol/constants.js";
 import { encodeRequestHead } from "../../engine/protocol/heads.js";
 import { Session } from "../../engine/mux/session.js";
 import type { Stream } from "../../engine/mux/stream.js";
 import { memoryPair } from "../../engine/mux/transport.js";
-import { CLIENT_SETTINGS, RawPeer, closeError, collect, serverWithRawClient, sessionPair } from "./helpers.js";
+import { runSessionContract } from "./contract.js";
+import { CLIENT_SETTINGS, RawPeer, closeError, serverWithRawClient, sessionPair } from "./helpers.js";
 
 const GET = { method: "GET", target: "/", headers: ["host", "app"] };
 
-function echo(client: Session): void {
-  client.on("stream", (s: Stream) => {
-    s.respond({ status: 200, headers: ["x-path", s.requestHead.target] });
-    s.on("data", (c: Buffer) => s.write(c));
-    s.on("end", () => s.end());
-  });
-}
+runSessionContract("a memory transport", (client) => sessionPair({}, client));
 
 describe("session over a memory transport", () => {
-  it("carries a request and response with bodies both ways", async () => {
-    const { server, client } = await sessionPair();
-    echo(client);
-    const st = server.open({ method: "POST", target: "/echo", headers: [] });
-    const head = once(st, "response");
-    const done = collect(st);
-    st.write(Buffer.from("hello "));
-    st.end(Buffer.from("world"));
-    expect((await head)[0]).toEqual({ status: 200, headers: ["x-path", "/echo"] });
-    const { body, err } = await done;
-    expect(err).toBeUndefined();
-    expect(body.toString()).toBe("hello world");
-    expect(server.activeStreams).toBe(0);
-    await new Promise((r) => setImmediate(r));
-    expect(client.activeStreams).toBe(0);
-  });
-
-  it("a paused reader never holds more than its window; the writer sees backpressure", async () => {
-    const window = 64 * 1024;
-    const { server, client } = await sessionPair({ initialStreamWindow: window }, { initialStreamWindow: window });
-    const total = 2 * 1024 * 1024;
-    let writerBlocked = 0;
-    client.on("stream", (s: Stream) => {
-      s.respond({ status: 200, headers: [] });
-      const chunk = Buffer.alloc(16 * 1024, 1);
-      let sent = 0;
-      const pump = (): void => {
-        while (sent < total) {
-          sent += chunk.length;
-          if (!s.write(chunk)) {
-            writerBlocked++;
-            s.once("drain", pump);
-            return;
-          }
-        }
-        s.end();
-      };
-      pump();
-    });
-    const st = server.open(GET, { end: true });
-    st.pause();
-    await once(st, "response");
-    await new Promise((r) => setTimeout(r, 100));
-    expect(st.bufferedBytes).toBeGreaterThan(0);
-    expect(st.bufferedBytes).toBeLessThanOrEqual(window);
-    expect(writerBlocked).toBeGreaterThan(0);
-    const done = collect(st);
-    st.resume();
-    const { body, err } = await done;
-    expect(err).toBeUndefined();
-    expect(body.length).toBe(total);
-    expect(server.bufferedBytes).toBe(0);
-  });
-
   it("refuses streams past the peer's concurrency limit, retryably", async () => {
     const { server, client } = await sessionPair({}, { maxConcurrentStreams: 2 });
     client.on("stream", () => {});
@@ -94,52 +34,6 @@ describe("session over a memory transport", () => {
     expect(reset.payload.readUInt32BE(0)).toBe(WireError.REFUSED_STREAM);
     expect(seen.map((s) => s.id)).toEqual([2]);
     expect(server.closed).toBe(false);
-  });
-
-  it("resets travel both ways and fail only that stream", async () => {
-    const { server, client } = await sessionPair();
-    const inbound: Stream[] = [];
-    client.on("stream", (s: Stream) => inbound.push(s));
-    const a = server.open(GET);
-    const b = server.open(GET);
-    await new Promise((r) => setTimeout(r, 10));
-    const aClosed = collect(inbound[0]!);
-    a.reset(WireError.CANCEL);
-    expect((await aClosed).err).toMatchObject({ code: "POSTERN_STREAM_RESET", wireCode: WireError.CANCEL });
-    const bClosed = collect(b);
-    inbound[1]!.reset(WireError.BACKEND_TIMEOUT);
-    expect((await bClosed).err).toMatchObject({ code: "POSTERN_STREAM_RESET", wireCode: WireError.BACKEND_TIMEOUT });
-    expect(server.closed || client.closed).toBe(false);
-    expect(server.activeStreams).toBe(0);
-  });
-
-  it("GOAWAY lets in-flight streams finish and refuses new ones", async () => {
-    const { server, client } = await sessionPair();
-    const inbound: Stream[] = [];
-    client.on("stream", (s: Stream) => inbound.push(s));
-    const inflight = server.open(GET, { end: true });
-    await new Promise((r) => setTimeout(r, 10));
-    const goaway = once(server, "goaway");
-    const drained = client.drain(5000);
-    const [info] = await goaway;
-    expect(info.lastStreamId).toBe(inflight.id);
-    expect(() => server.open(GET)).toThrow(expect.objectContaining({ code: "POSTERN_GOAWAY", retryable: true }));
-    // The in-flight stream still completes.
-    const done = collect(inflight);
-    inbound[0]!.respond({ status: 200, headers: [] });
-    inbound[0]!.end(Buffer.from("late but whole"));
-    const { body, err } = await done;
-    expect(err).toBeUndefined();
-    expect(body.toString()).toBe("late but whole");
-    await drained;
-    expect(client.closed).toBe(true);
-  });
-
-  it("measures RTT with PING", async () => {
-    const { server } = await sessionPair();
-    const rtt = await server.ping();
-    expect(rtt).toBeGreaterThanOrEqual(0);
-    expect(server.rttMs).toBe(rtt);
   });
 
   it("declares a silent peer dead after two missed pings", async () => {

@@ -1,5 +1,4 @@
 import { execFile } from "node:child_process";
-import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,7 +9,16 @@ import type { Stream } from "../../engine/mux/stream.js";
 import { connectTransport, dialTunnel } from "../../engine/mux/ws-transport.js";
 import { makeTestPki } from "../fixtures/certs.js";
 import { startTunnelRig, type TunnelRig } from "../fixtures/tunnel-rig.js";
+import type { MuxConfigInput } from "../../engine/mux/config.js";
+import { runSessionContract } from "./contract.js";
 import { RawPeer, collect } from "./helpers.js";
+
+let contractRig: Promise<TunnelRig> | null = null;
+/** One plain-WebSocket rig for the contract suite, started on first use. */
+function sharedRig(): Promise<TunnelRig> {
+  contractRig ??= startTunnelRig();
+  return contractRig;
+}
 
 const GET = { method: "GET", target: "/", headers: [] as string[] };
 
@@ -24,11 +32,11 @@ function serveTargets(client: Session): void {
 describe("mux over a real uWebSockets.js server and ws client on 127.0.0.1", () => {
   let rig: TunnelRig;
   beforeAll(async () => {
-    rig = await startTunnelRig({ session: { maxConcurrentStreams: 100 } });
+    rig = await startTunnelRig({ session: { config: { maxConcurrentStreams: 100 } } });
   });
   afterAll(() => rig.close());
 
-  async function connect(config = {}) {
+  async function connect(config: MuxConfigInput = {}) {
     const accepted = rig.nextSession();
     const client = await dialTunnel({ url: `ws://127.0.0.1:${rig.port}/tunnel`, session: { config } });
     return { client, server: await accepted };
@@ -51,51 +59,6 @@ describe("mux over a real uWebSockets.js server and ws client on 127.0.0.1", () 
     }
     expect(server.activeStreams).toBe(0);
     client.close();
-  });
-
-  it("a paused reader holds no more than its window across real sockets", async () => {
-    const { client, server } = await connect();
-    let queued = 0;
-    client.on("stream", (s: Stream) => {
-      s.respond({ status: 200, headers: [] });
-      for (let i = 0; i < 64; i++) s.write(Buffer.alloc(64 * 1024, i));
-      queued = s.writableLength;
-      s.end();
-    });
-    const st = server.open(GET, { end: true });
-    st.pause();
-    await once(st, "response");
-    await new Promise((r) => setTimeout(r, 300));
-    // The reading side is the server session: its own initialStreamWindow bounds the buffer.
-    expect(st.bufferedBytes).toBeGreaterThan(0);
-    expect(st.bufferedBytes).toBeLessThanOrEqual(server.config.initialStreamWindow);
-    expect(queued).toBeGreaterThan(0);
-    const done = collect(st);
-    st.resume();
-    const { body, err } = await done;
-    expect(err).toBeUndefined();
-    expect(body.length).toBe(64 * 64 * 1024);
-    client.close();
-  });
-
-  it("GOAWAY drains: in-flight streams finish, new ones are refused, then the connection closes", async () => {
-    const { client, server } = await connect();
-    const inbound: Stream[] = [];
-    client.on("stream", (s: Stream) => inbound.push(s));
-    const inflight = server.open(GET, { end: true });
-    await new Promise((r) => setTimeout(r, 50));
-    const clientSawGoaway = once(client, "goaway");
-    const drained = server.drain(5000);
-    await clientSawGoaway;
-    expect(() => server.open(GET)).toThrow(expect.objectContaining({ code: "POSTERN_GOAWAY" }));
-    expect(() => client.open(GET)).toThrow(expect.objectContaining({ code: "POSTERN_GOAWAY" }));
-    const done = collect(inflight);
-    inbound[0]!.respond({ status: 200, headers: [] });
-    inbound[0]!.end(Buffer.from("finished"));
-    expect((await done).body.toString()).toBe("finished");
-    await drained;
-    expect(server.closed).toBe(true);
-    if (!client.closed) await once(client, "close");
   });
 
   it.each([
@@ -134,6 +97,13 @@ describe("mux over a real uWebSockets.js server and ws client on 127.0.0.1", () 
     expect(r.growth).toBeLessThan(64 * 1024 * 1024);
     console.log(`1 GiB through one stream: ${r.mbPerSecond.toFixed(0)} MB/s, RSS growth ${(r.growth / 1048576).toFixed(1)} MiB`);
   }, 150_000);
+});
+
+runSessionContract("a uWS server and a ws client on 127.0.0.1", async (client) => {
+  const rig = await sharedRig();
+  const accepted = rig.nextSession();
+  const c = await dialTunnel({ url: `ws://127.0.0.1:${rig.port}/tunnel`, session: { config: client ?? {} } });
+  return { client: c, server: await accepted };
 });
 
 describe("tunnel over TLS with client certificates (uWS SSLApp)", () => {
