@@ -307,8 +307,7 @@ export class Session extends EventEmitter implements StreamHost {
       else if (!this.goawaySent) this.writeGoaway(WireError.NO_ERROR, "");
       this.flush();
       const code = err === undefined ? CloseCode.NORMAL : err.code === "POSTERN_HANDSHAKE" ? CloseCode.HANDSHAKE : CloseCode.PROTOCOL_ERROR;
-      this.transportGone = true;
-      this.transport.close(code, err?.code ?? "");
+      this.closeTransport(code, err?.code ?? "");
     }
     this.teardown(err);
   }
@@ -643,6 +642,8 @@ export class Session extends EventEmitter implements StreamHost {
     }
     if (code !== WireError.NO_ERROR) {
       const errCode = WIRE_TO_ERROR[code] ?? "POSTERN_TRANSPORT_CLOSED";
+      // The peer is closing; close our end too rather than trust it to (nothing more to say).
+      this.closeTransport(CloseCode.NORMAL, "");
       this.teardown(new PosternError(errCode, `peer closed the session (code 0x${code.toString(16)}${debug ? `: ${debug}` : ""})`, { wireCode: code }));
       return;
     }
@@ -707,6 +708,12 @@ export class Session extends EventEmitter implements StreamHost {
         this.fail(new PosternError("POSTERN_TRANSPORT_OVERFLOW", `peer is not reading: ${buffered} bytes queued`));
       }
     }
+  }
+
+  private closeTransport(code: number, reason: string): void {
+    if (this.transportGone) return;
+    this.transportGone = true;
+    this.transport.close(code, reason);
   }
 
   private onTransportDrain(): void {

@@ -103,6 +103,19 @@ describe("protocol violations close the connection with the right code", () => {
     expect(await raw.goawayCode()).toBe(wire);
   });
 
+  it("a GOAWAY with an error code closes the connection even if the peer leaves it open", async () => {
+    const { server, raw } = await serverWithRawClient({}, CLIENT_SETTINGS);
+    const closed = closeError(server);
+    raw.send((w) => {
+      const p = Buffer.alloc(8);
+      p.writeUInt32BE(WireError.INTERNAL_ERROR, 4);
+      w.frame(FrameType.GOAWAY, 0, 0, p);
+    });
+    expect((await closed)?.code).toBe("POSTERN_TRANSPORT_CLOSED");
+    await raw.waitFor(() => false, 1000).catch(() => {});
+    expect(raw.closed).toBe(true);
+  });
+
   it("a reset rate under the threshold is tolerated", async () => {
     const { server, raw } = await serverWithRawClient({}, CLIENT_SETTINGS);
     server.on("stream", (s: Stream) => s.respond({ status: 200, headers: [] }, { end: true }));
