@@ -8,23 +8,10 @@ import { createServer, constants as h2 } from "node:http2";
 import WebSocket from "ws";
 import { dialTunnel } from "../../engine/mux/ws-transport.js";
 import type { Stream } from "../../engine/mux/stream.js";
+import { pump } from "../../test/fixtures/pump.js";
 
 const [mode, a, b] = process.argv.slice(2);
 const CHUNK = Buffer.alloc(64 * 1024, 0x61);
-
-/** Writes `total` bytes with backpressure through any write()/'drain' sink, then ends. */
-function pump(sink: { write(c: Buffer): boolean; once(e: "drain", f: () => void): unknown; end(): void }, total: number): void {
-  let sent = 0;
-  const go = (): void => {
-    while (sent < total) {
-      const n = Math.min(CHUNK.length, total - sent);
-      sent += n;
-      if (!sink.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n))) return void sink.once("drain", go);
-    }
-    sink.end();
-  };
-  go();
-}
 
 if (mode === "mux-responder") {
   const body = Number(b);
@@ -33,7 +20,7 @@ if (mode === "mux-responder") {
   session.on("stream", (s: Stream) => {
     s.respond({ status: 200, headers: ["content-type", "application/octet-stream"] });
     if (body <= CHUNK.length) s.end(small);
-    else pump(s, body);
+    else void pump(s, body);
   });
   session.on("close", () => process.exit(0));
 } else if (mode === "raw-sender") {
@@ -61,7 +48,7 @@ if (mode === "mux-responder") {
   server.on("stream", (stream) => {
     stream.respond({ [h2.HTTP2_HEADER_STATUS]: 200, "content-type": "application/octet-stream" });
     if (body <= CHUNK.length) stream.end(small);
-    else pump(stream, body);
+    else void pump(stream, body);
   });
   server.listen(0, "127.0.0.1", () => {
     const addr = server.address();
