@@ -72,6 +72,8 @@ const WIRE_TO_ERROR: Record<number, ErrorCode> = {
 
 type Handler = (flags: number, streamId: number, payload: Buffer) => void;
 
+const noop = (): void => {};
+
 /**
  * A multiplexed session over one message transport. Events: 'ready' (HELLO exchange done),
  * 'stream' (Stream opened by the peer; its requestHead is set), 'streamError' (a peer OPEN
@@ -252,12 +254,7 @@ export class Session extends EventEmitter implements StreamHost {
     if (this.pings.size >= MAX_OUTSTANDING_PINGS) {
       return Promise.reject(new PosternError("POSTERN_FLOOD", `at most ${MAX_OUTSTANDING_PINGS} pings in flight`));
     }
-    return new Promise((resolve, reject) => {
-      const id = this.sendPing();
-      const entry = this.pings.get(id)!;
-      entry.resolve = resolve;
-      entry.reject = reject;
-    });
+    return new Promise((resolve, reject) => void this.sendPing(resolve, reject));
   }
 
   /** Lowers (or raises) how many streams the peer may open towards us. */
@@ -747,11 +744,12 @@ export class Session extends EventEmitter implements StreamHost {
     this.flush();
   }
 
-  private sendPing(): bigint {
+  /** Sends a PING whose ACK settles the callbacks (keepalive pings pass none). */
+  private sendPing(resolve: (rtt: number) => void = noop, reject: (err: Error) => void = noop): bigint {
     const id = ++this.pingCounter;
     const payload = Buffer.allocUnsafe(PING_PAYLOAD_SIZE);
     payload.writeBigUInt64BE(id, 0);
-    this.pings.set(id, { sentAt: performance.now(), resolve: () => {}, reject: () => {} });
+    this.pings.set(id, { sentAt: performance.now(), resolve, reject });
     this.writer.frame(FrameType.PING, 0, 0, payload);
     this.afterWrite();
     return id;

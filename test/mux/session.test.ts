@@ -21,6 +21,18 @@ describe("session over a memory transport", () => {
     expect(() => server.open(GET)).toThrow(expect.objectContaining({ code: "POSTERN_STREAM_REFUSED", retryable: true }));
   });
 
+  it("SETTINGS lowers the concurrency the peer may use, and is acknowledged", async () => {
+    const { server, client } = await sessionPair();
+    client.on("stream", () => {});
+    expect(server.availableStreams).toBe(client.config.maxConcurrentStreams);
+    client.updateSettings({ maxConcurrentStreams: 1 });
+    await client.ping(); // the SETTINGS went before the PING, so the server has applied it
+    expect(server.availableStreams).toBe(1);
+    server.open(GET);
+    expect(() => server.open(GET)).toThrow(expect.objectContaining({ code: "POSTERN_STREAM_REFUSED" }));
+    expect(client.closed || server.closed).toBe(false);
+  });
+
   it("answers REFUSED_STREAM to a peer that ignores the limit", async () => {
     const { server, raw } = await serverWithRawClient({ maxConcurrentStreams: 1 });
     const seen: Stream[] = [];
