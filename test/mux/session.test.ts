@@ -4,8 +4,9 @@ import { encodeRequestHead } from "../../engine/protocol/heads.js";
 import { Session } from "../../engine/mux/session.js";
 import type { Stream } from "../../engine/mux/stream.js";
 import { memoryPair } from "../../engine/mux/transport.js";
+import { pump } from "../fixtures/pump.js";
 import { runSessionContract } from "./contract.js";
-import { CLIENT_SETTINGS, RawPeer, closeError, serverWithRawClient, sessionPair } from "./helpers.js";
+import { CLIENT_SETTINGS, RawPeer, closeError, collect, serverWithRawClient, sessionPair } from "./helpers.js";
 
 const GET = { method: "GET", target: "/", headers: ["host", "app"] };
 
@@ -19,6 +20,49 @@ describe("session over a memory transport", () => {
     server.open(GET);
     expect(server.availableStreams).toBe(0);
     expect(() => server.open(GET)).toThrow(expect.objectContaining({ code: "POSTERN_STREAM_REFUSED", retryable: true }));
+  });
+
+  it("one paused reader does not stall the others while buffering stays under the session budget", async () => {
+    // Connection window = one stream window: without early connection credit, stream A's
+    // paused 256 KiB would use all of it and stream B could not move.
+    const cfg = { initialStreamWindow: 256 * 1024, connectionWindow: 256 * 1024 };
+    const { server, client } = await sessionPair(cfg, cfg);
+    client.on("stream", (s: Stream) => {
+      s.respond({ status: 200, headers: [] });
+      void pump(s, 1024 * 1024, 16 * 1024);
+    });
+    const a = server.open(GET, { end: true });
+    a.pause();
+    await new Promise((r) => setTimeout(r, 50));
+    const b = await collect(server.open(GET, { end: true }));
+    expect(b.body.length).toBe(1024 * 1024);
+    expect(a.bufferedBytes).toBe(256 * 1024);
+    const rest = collect(a);
+    a.resume();
+    expect((await rest).body.length).toBe(1024 * 1024);
+  });
+
+  it("past the session budget, connection credit waits for readers: buffering stays bounded", async () => {
+    const cfg = { initialStreamWindow: 256 * 1024, connectionWindow: 256 * 1024 };
+    const { server, client } = await sessionPair({ ...cfg, maxSessionBuffer: 0 }, cfg);
+    client.on("stream", (s: Stream) => {
+      s.respond({ status: 200, headers: [] });
+      void pump(s, 1024 * 1024, 16 * 1024);
+    });
+    const a = server.open(GET, { end: true });
+    a.pause();
+    await new Promise((r) => setTimeout(r, 50));
+    const b = server.open(GET, { end: true });
+    let bBytes = 0;
+    b.on("data", (c: Buffer) => (bBytes += c.length));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(bBytes).toBe(0); // the whole connection window sits in A's buffer
+    expect(server.bufferedBytes).toBeLessThanOrEqual(cfg.connectionWindow);
+    const restB = new Promise((r) => b.once("close", r));
+    a.on("data", () => {});
+    a.resume();
+    await restB;
+    expect(bBytes).toBe(1024 * 1024);
   });
 
   it("SETTINGS lowers the concurrency the peer may use, and is acknowledged", async () => {
