@@ -3,7 +3,7 @@ import { attachTunnel } from "../engine/mux/uws-transport.js";
 import { dialTunnel } from "../engine/mux/ws-transport.js";
 import type { Session } from "../engine/mux/session.js";
 import type { Stream } from "../engine/mux/stream.js";
-import { uws, type us_listen_socket } from "../engine/uws/index.js";
+import { listen, uws } from "../engine/uws/index.js";
 
 const HELP = `Usage: postern up [options]
 
@@ -45,12 +45,8 @@ export async function runUp(args: string[]): Promise<number> {
   const accepted = new Promise<Session>((resolve) => {
     attachTunnel(app, { session: {}, onSession: (s) => s.ready.then(() => resolve((engineSide = s)), () => {}) });
   });
-  const listen = await new Promise<us_listen_socket>((resolve, reject) =>
-    app.listen("127.0.0.1", port, (ls: us_listen_socket | false) =>
-      ls === false ? reject(new Error(`cannot listen on 127.0.0.1:${port}`)) : resolve(ls),
-    ),
-  );
-  const tunnelPort = uws.us_socket_local_port(listen);
+  const listener = await listen(app, "127.0.0.1", port);
+  const tunnelPort = listener.port;
   const url = `ws://127.0.0.1:${tunnelPort}/tunnel`;
 
   const connector = await dialTunnel({ url, session: {} });
@@ -95,7 +91,7 @@ export async function runUp(args: string[]): Promise<number> {
   const stop = async (): Promise<void> => {
     await connector.drain(5_000);
     (engineSide as Session | null)?.close();
-    uws.us_listen_socket_close(listen);
+    listener.close();
   };
   if (values.once) {
     await stop();

@@ -24,3 +24,19 @@ function load(): Uws {
 }
 
 export const uws: Uws = load();
+
+/** A listening uWS app: the bound port, and close() to stop accepting. */
+export interface Listening {
+  readonly port: number;
+  close(): void;
+}
+
+/** Starts listening; rejects with the address when the port cannot be bound. */
+export function listen(app: import("uWebSockets.js").TemplatedApp, host: string, port: number): Promise<Listening> {
+  return new Promise((resolve, reject) => {
+    app.listen(host, port, (socket) => {
+      if (socket === false) return reject(new Error(`cannot listen on ${host}:${port}`));
+      resolve({ port: uws.us_socket_local_port(socket), close: () => uws.us_listen_socket_close(socket) });
+    });
+  });
+}

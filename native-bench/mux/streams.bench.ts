@@ -2,9 +2,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { connect, constants as h2, type ClientHttp2Session } from "node:http2";
 import { fileURLToPath } from "node:url";
-import { attachTunnel } from "../../engine/mux/uws-transport.js";
 import type { Session } from "../../engine/mux/session.js";
-import { uws, type us_listen_socket } from "../../engine/uws/index.js";
+import type { TemplatedApp } from "../../engine/uws/index.js";
+import { startTunnelRig, type TunnelRig } from "../../test/fixtures/tunnel-rig.js";
 import { median, printTable, type Row } from "../report.js";
 
 /**
@@ -44,46 +44,33 @@ async function closedLoop(count: number, concurrency: number, one: () => Promise
   return count / ((performance.now() - t0) / 1000);
 }
 
-interface UwsRig {
-  port: number;
-  sessions: Session[];
-  rawDone: (() => void) | null;
-  rawBytes: number;
-  rawStart: number;
-  close(): void;
+/** Counts what a plain WebSocket pipe receives: the bulk baseline with no framing at all. */
+interface RawPipe {
+  bytes: number;
+  start: number;
+  done: (() => void) | null;
 }
 
-async function startUws(): Promise<UwsRig> {
-  const app = uws.App();
-  const rig: UwsRig = { port: 0, sessions: [], rawDone: null, rawBytes: 0, rawStart: 0, close: () => {} };
-  attachTunnel(app, { session: {}, onSession: (s) => rig.sessions.push(s) });
-  app.ws("/raw", {
-    maxPayloadLength: 1024 * 1024,
-    idleTimeout: 0,
-    open: () => {
-      rig.rawBytes = 0;
-      rig.rawStart = performance.now();
-    },
-    message: (_ws, m) => {
-      rig.rawBytes += m.byteLength;
-    },
-    close: () => rig.rawDone?.(),
-  });
-  const ls = await new Promise<us_listen_socket>((resolve, reject) =>
-    app.listen("127.0.0.1", 0, (s: us_listen_socket | false) => (s === false ? reject(new Error("listen")) : resolve(s))),
-  );
-  rig.port = uws.us_socket_local_port(ls);
-  rig.close = () => uws.us_listen_socket_close(ls);
-  return rig;
+function rawPipeRoute(pipe: RawPipe): (app: TemplatedApp) => void {
+  return (app) =>
+    app.ws("/raw", {
+      maxPayloadLength: 1024 * 1024,
+      idleTimeout: 0,
+      open: () => {
+        pipe.bytes = 0;
+        pipe.start = performance.now();
+      },
+      message: (_ws, m) => {
+        pipe.bytes += m.byteLength;
+      },
+      close: () => pipe.done?.(),
+    });
 }
 
-async function muxSession(rig: UwsRig, bodyBytes: number): Promise<{ session: Session; peer: ChildProcess }> {
-  const before = rig.sessions.length;
+async function muxSession(rig: TunnelRig, bodyBytes: number): Promise<{ session: Session; peer: ChildProcess }> {
+  const accepted = rig.nextSession();
   const peer = child("mux-responder", String(rig.port), String(bodyBytes));
-  while (rig.sessions.length === before) await new Promise((r) => setTimeout(r, 10));
-  const session = rig.sessions[rig.sessions.length - 1]!;
-  await session.ready;
-  return { session, peer };
+  return { session: await accepted, peer };
 }
 
 function muxStream(session: Session): Promise<number> {
@@ -115,7 +102,8 @@ function h2Stream(client: ClientHttp2Session): Promise<number> {
 }
 
 export async function runStreamsBench(): Promise<string> {
-  const rig = await startUws();
+  const pipe: RawPipe = { bytes: 0, start: 0, done: null };
+  const rig = await startTunnelRig({ routes: rawPipeRoute(pipe) });
   const rates = { mux: [] as number[], h2: [] as number[] };
   const bulk = { mux: [] as number[], h2: [] as number[], raw: [] as number[] };
 
@@ -144,10 +132,10 @@ export async function runStreamsBench(): Promise<string> {
     if (n !== BULK_BYTES) throw new Error(`http2 bulk moved ${n} bytes`);
     bulk.h2.push(n / 1e6 / ((performance.now() - t0) / 1000));
 
-    const done = new Promise<void>((resolve) => (rig.rawDone = resolve));
+    const done = new Promise<void>((resolve) => (pipe.done = resolve));
     const sender = child("raw-sender", String(rig.port), String(BULK_BYTES));
     await done;
-    bulk.raw.push(rig.rawBytes / 1e6 / ((performance.now() - rig.rawStart) / 1000));
+    bulk.raw.push(pipe.bytes / 1e6 / ((performance.now() - pipe.start) / 1000));
     await once(sender, "exit");
   }
   big.session.close();
