@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { FrameType, WireError } from "../../engine/protocol/constants.js";
 import { encodeRequestHead } from "../../engine/protocol/heads.js";
+import type { MuxConfigInput } from "../../engine/mux/config.js";
 import { Session } from "../../engine/mux/session.js";
 import type { Stream } from "../../engine/mux/stream.js";
 import { memoryPair } from "../../engine/mux/transport.js";
@@ -11,6 +12,26 @@ import { CLIENT_SETTINGS, RawPeer, closeError, collect, serverWithRawClient, ses
 const GET = { method: "GET", target: "/", headers: ["host", "app"] };
 
 runSessionContract("a memory transport", (client) => sessionPair({}, client));
+
+const WINDOW = 256 * 1024;
+
+/**
+ * Connection window = one stream window, and every stream answers 1 MiB. Stream A is opened
+ * and paused: without early connection credit its buffered window would use the whole
+ * connection window and no other stream could move.
+ */
+async function pausedStreamA(server: MuxConfigInput) {
+  const cfg = { initialStreamWindow: WINDOW, connectionWindow: WINDOW };
+  const pair = await sessionPair({ ...cfg, ...server }, cfg);
+  pair.client.on("stream", (s: Stream) => {
+    s.respond({ status: 200, headers: [] });
+    void pump(s, 1024 * 1024, 16 * 1024);
+  });
+  const a = pair.server.open(GET, { end: true });
+  a.pause();
+  await new Promise((r) => setTimeout(r, 50));
+  return { server: pair.server, a };
+}
 
 describe("session over a memory transport", () => {
   it("refuses streams past the peer's concurrency limit, retryably", async () => {
@@ -23,41 +44,23 @@ describe("session over a memory transport", () => {
   });
 
   it("one paused reader does not stall the others while buffering stays under the session budget", async () => {
-    // Connection window = one stream window: without early connection credit, stream A's
-    // paused 256 KiB would use all of it and stream B could not move.
-    const cfg = { initialStreamWindow: 256 * 1024, connectionWindow: 256 * 1024 };
-    const { server, client } = await sessionPair(cfg, cfg);
-    client.on("stream", (s: Stream) => {
-      s.respond({ status: 200, headers: [] });
-      void pump(s, 1024 * 1024, 16 * 1024);
-    });
-    const a = server.open(GET, { end: true });
-    a.pause();
-    await new Promise((r) => setTimeout(r, 50));
+    const { server, a } = await pausedStreamA({});
     const b = await collect(server.open(GET, { end: true }));
     expect(b.body.length).toBe(1024 * 1024);
-    expect(a.bufferedBytes).toBe(256 * 1024);
+    expect(a.bufferedBytes).toBe(WINDOW);
     const rest = collect(a);
     a.resume();
     expect((await rest).body.length).toBe(1024 * 1024);
   });
 
   it("past the session budget, connection credit waits for readers: buffering stays bounded", async () => {
-    const cfg = { initialStreamWindow: 256 * 1024, connectionWindow: 256 * 1024 };
-    const { server, client } = await sessionPair({ ...cfg, maxSessionBuffer: 0 }, cfg);
-    client.on("stream", (s: Stream) => {
-      s.respond({ status: 200, headers: [] });
-      void pump(s, 1024 * 1024, 16 * 1024);
-    });
-    const a = server.open(GET, { end: true });
-    a.pause();
-    await new Promise((r) => setTimeout(r, 50));
+    const { server, a } = await pausedStreamA({ maxSessionBuffer: 0 });
     const b = server.open(GET, { end: true });
     let bBytes = 0;
     b.on("data", (c: Buffer) => (bBytes += c.length));
     await new Promise((r) => setTimeout(r, 200));
     expect(bBytes).toBe(0); // the whole connection window sits in A's buffer
-    expect(server.bufferedBytes).toBeLessThanOrEqual(cfg.connectionWindow);
+    expect(server.bufferedBytes).toBeLessThanOrEqual(WINDOW);
     const restB = new Promise((r) => b.once("close", r));
     a.on("data", () => {});
     a.resume();
