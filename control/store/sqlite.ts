@@ -1,0 +1,448 @@
+/**
+ * The embedded Store on SQLite (better-sqlite3): WAL journal with synchronous=FULL, so a
+ * transaction that returned is on disk even if the process is killed the next instant, and a
+ * crash mid-transaction leaves the previous state. Schema changes are numbered migrations
+ * tracked in `PRAGMA user_version`.
+ */
+import Database from "better-sqlite3";
+import { EventEmitter } from "node:events";
+import { randomUUID } from "node:crypto";
+import type { AppSettings } from "../apps.js";
+import {
+  StoreConflict,
+  type App,
+  type AuditEntry,
+  type Connector,
+  type ConnectorGroup,
+  type Engine,
+  type Group,
+  type IssuedCertificate,
+  type OidcRecord,
+  type Role,
+  type SignIn,
+  type Store,
+  type StoredDomainCertificate,
+  type Tenant,
+  type User,
+} from "./types.js";
+
+/** Each entry moves the schema from version i to i+1; never edit a shipped one. */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE config_state (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+  INSERT INTO config_state VALUES (1, 0);
+  CREATE TABLE tenants (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, domain_suffix TEXT NOT NULL);
+  CREATE TABLE apps (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL COLLATE NOCASE, internal_url TEXT NOT NULL COLLATE NOCASE, external_url TEXT NOT NULL COLLATE NOCASE,
+    settings TEXT NOT NULL, certificate TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    UNIQUE (tenant_id, name), UNIQUE (tenant_id, internal_url), UNIQUE (external_url));
+  CREATE TABLE connector_groups (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), name TEXT NOT NULL COLLATE NOCASE,
+    UNIQUE (tenant_id, name));
+  CREATE TABLE connectors (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), group_name TEXT NOT NULL, host_name TEXT NOT NULL,
+    version TEXT NOT NULL, cert_serial TEXT NOT NULL, cert_fingerprint TEXT NOT NULL, cert_not_before TEXT NOT NULL,
+    cert_not_after TEXT NOT NULL, last_seen TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL);
+  CREATE TABLE certificates (serial TEXT PRIMARY KEY, kind TEXT NOT NULL, subject_id TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    not_before TEXT NOT NULL, not_after TEXT NOT NULL, revoked_at TEXT);
+  CREATE INDEX certificates_subject ON certificates (subject_id);
+  CREATE TABLE engines (id TEXT PRIMARY KEY, tunnel_url TEXT NOT NULL, last_seen TEXT NOT NULL);
+  CREATE TABLE users (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), username TEXT NOT NULL COLLATE NOCASE,
+    display_name TEXT NOT NULL, email TEXT NOT NULL, password_hash TEXT NOT NULL, totp_sealed BLOB, roles TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0, UNIQUE (tenant_id, username));
+  CREATE TABLE groups (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), name TEXT NOT NULL COLLATE NOCASE,
+    members TEXT NOT NULL, UNIQUE (tenant_id, name));
+  CREATE TABLE ca (tenant_id TEXT PRIMARY KEY REFERENCES tenants(id), cert_pem TEXT NOT NULL, key_sealed BLOB NOT NULL);
+  CREATE TABLE secrets (name TEXT PRIMARY KEY, sealed BLOB NOT NULL);
+  CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, tenant_id TEXT NOT NULL, actor TEXT NOT NULL,
+    action TEXT NOT NULL, target TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT NOT NULL);
+  CREATE TABLE signins (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, tenant_id TEXT NOT NULL, username TEXT NOT NULL,
+    outcome TEXT NOT NULL, reason TEXT NOT NULL, client TEXT NOT NULL);
+  CREATE TABLE oidc (model TEXT NOT NULL, id TEXT NOT NULL, payload TEXT NOT NULL, expires_at INTEGER, grant_id TEXT,
+    user_code TEXT, uid TEXT, PRIMARY KEY (model, id));
+  CREATE INDEX oidc_grant ON oidc (grant_id);
+  CREATE INDEX oidc_uid ON oidc (model, uid);
+  CREATE INDEX oidc_user_code ON oidc (model, user_code);
+  `,
+];
+
+type Row = Record<string, unknown>;
+
+export function openSqliteStore(file: string): Store {
+  return new SqliteStore(file);
+}
+
+class SqliteStore implements Store {
+  readonly #db: Database.Database;
+  readonly #events = new EventEmitter();
+
+  constructor(file: string) {
+    this.#db = new Database(file);
+    this.#db.pragma("journal_mode = WAL");
+    this.#db.pragma("synchronous = FULL");
+    this.#db.pragma("foreign_keys = ON");
+    this.#db.pragma("busy_timeout = 5000");
+    this.#migrate();
+    this.#events.setMaxListeners(0);
+  }
+
+  #migrate(): void {
+    const current = this.#db.pragma("user_version", { simple: true }) as number;
+    if (current > MIGRATIONS.length) {
+      throw new Error(`store schema version ${current} is newer than this build knows (${MIGRATIONS.length}); upgrade postern`);
+    }
+    for (let v = current; v < MIGRATIONS.length; v++) {
+      this.#db.transaction(() => {
+        this.#db.exec(MIGRATIONS[v]!);
+        this.#db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  /** Runs `fn` in a transaction that also bumps the configuration version, then notifies. */
+  #change<T>(fn: () => T): T {
+    let version = 0;
+    const result = this.#db.transaction(() => {
+      const out = fn();
+      version = (this.#db.prepare("UPDATE config_state SET version = version + 1 WHERE id = 1 RETURNING version").get() as { version: number }).version;
+      return out;
+    })();
+    this.#events.emit("change", version);
+    return result;
+  }
+
+  #all(sql: string, ...params: unknown[]): Row[] {
+    return this.#db.prepare(sql).all(...params) as Row[];
+  }
+
+  #get(sql: string, ...params: unknown[]): Row | undefined {
+    return this.#db.prepare(sql).get(...params) as Row | undefined;
+  }
+
+  async close(): Promise<void> {
+    this.#events.removeAllListeners();
+    this.#db.close();
+  }
+
+  async configVersion(): Promise<number> {
+    return (this.#get("SELECT version FROM config_state WHERE id = 1") as { version: number }).version;
+  }
+
+  onChange(listener: (version: number) => void): () => void {
+    this.#events.on("change", listener);
+    return () => this.#events.off("change", listener);
+  }
+
+  async ensureTenant(tenant: Tenant): Promise<Tenant> {
+    const existing = await this.getTenant(tenant.id);
+    if (existing) return existing;
+    this.#change(() => this.#db.prepare("INSERT INTO tenants VALUES (?, ?, ?)").run(tenant.id, tenant.name, tenant.domainSuffix));
+    return tenant;
+  }
+
+  async getTenant(id: string): Promise<Tenant | null> {
+    const row = this.#get("SELECT * FROM tenants WHERE id = ?", id);
+    return row ? { id: row.id as string, name: row.name as string, domainSuffix: row.domain_suffix as string } : null;
+  }
+
+  async listTenants(): Promise<Tenant[]> {
+    return this.#all("SELECT * FROM tenants ORDER BY name").map((row) => ({ id: row.id as string, name: row.name as string, domainSuffix: row.domain_suffix as string }));
+  }
+
+  async listApps(tenantId?: string): Promise<App[]> {
+    const rows = tenantId === undefined ? this.#all("SELECT * FROM apps ORDER BY name") : this.#all("SELECT * FROM apps WHERE tenant_id = ? ORDER BY name", tenantId);
+    return rows.map(appFromRow);
+  }
+
+  async getApp(tenantId: string, name: string): Promise<App | null> {
+    const row = this.#get("SELECT * FROM apps WHERE tenant_id = ? AND name = ?", tenantId, name);
+    return row ? appFromRow(row) : null;
+  }
+
+  async putApp(tenantId: string, settings: AppSettings, certificate: StoredDomainCertificate | null, replacing?: string): Promise<App> {
+    const now = new Date().toISOString();
+    const cert = certificate === null ? null : JSON.stringify({ ...certificate, sealed: certificate.sealed.toString("base64") });
+    try {
+      this.#change(() => {
+        if (replacing !== undefined) {
+          const info = this.#db.prepare(
+            "UPDATE apps SET name = ?, internal_url = ?, external_url = ?, settings = ?, certificate = ?, updated_at = ? WHERE tenant_id = ? AND name = ?",
+          ).run(settings.name, settings.internalUrl, settings.externalUrl, JSON.stringify(settings), cert, now, tenantId, replacing);
+          if (info.changes === 0) throw new StoreConflict("name", `no app named "${replacing}"`);
+        } else {
+          this.#db.prepare("INSERT INTO apps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)").run(
+            randomUUID(), tenantId, settings.name, settings.internalUrl, settings.externalUrl, JSON.stringify(settings), cert, now, now);
+        }
+      });
+    } catch (err) {
+      throw conflictFrom(err);
+    }
+    return (await this.getApp(tenantId, settings.name))!;
+  }
+
+  async deleteApp(tenantId: string, name: string): Promise<boolean> {
+    if (!this.#get("SELECT 1 FROM apps WHERE tenant_id = ? AND name = ?", tenantId, name)) return false;
+    this.#change(() => this.#db.prepare("DELETE FROM apps WHERE tenant_id = ? AND name = ?").run(tenantId, name));
+    return true;
+  }
+
+  async listConnectorGroups(tenantId: string): Promise<ConnectorGroup[]> {
+    return this.#all("SELECT * FROM connector_groups WHERE tenant_id = ? ORDER BY name", tenantId)
+      .map((row) => ({ id: row.id as string, tenantId: row.tenant_id as string, name: row.name as string }));
+  }
+
+  async addConnectorGroup(tenantId: string, name: string): Promise<ConnectorGroup> {
+    const group = { id: randomUUID(), tenantId, name };
+    try {
+      this.#change(() => this.#db.prepare("INSERT INTO connector_groups VALUES (?, ?, ?)").run(group.id, tenantId, name));
+    } catch (err) {
+      throw conflictFrom(err);
+    }
+    return group;
+  }
+
+  async removeConnectorGroup(tenantId: string, name: string): Promise<boolean> {
+    if (!this.#get("SELECT 1 FROM connector_groups WHERE tenant_id = ? AND name = ?", tenantId, name)) return false;
+    this.#change(() => this.#db.prepare("DELETE FROM connector_groups WHERE tenant_id = ? AND name = ?").run(tenantId, name));
+    return true;
+  }
+
+  async addConnector(c: Connector): Promise<void> {
+    this.#change(() => this.#db.prepare("INSERT INTO connectors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").run(
+      c.id, c.tenantId, c.group, c.hostName, c.version, c.certSerial, c.certFingerprint, c.certNotBefore, c.certNotAfter, c.lastSeen, c.status, c.createdAt));
+  }
+
+  async getConnector(id: string): Promise<Connector | null> {
+    const row = this.#get("SELECT * FROM connectors WHERE id = ?", id);
+    return row ? connectorFromRow(row) : null;
+  }
+
+  async listConnectors(tenantId?: string): Promise<Connector[]> {
+    const rows = tenantId === undefined ? this.#all("SELECT * FROM connectors ORDER BY created_at") : this.#all("SELECT * FROM connectors WHERE tenant_id = ? ORDER BY created_at", tenantId);
+    return rows.map(connectorFromRow);
+  }
+
+  async updateConnector(id: string, patch: Parameters<Store["updateConnector"]>[1]): Promise<Connector | null> {
+    const columns: Record<string, string> = {
+      group: "group_name", hostName: "host_name", version: "version", certSerial: "cert_serial", certFingerprint: "cert_fingerprint",
+      certNotBefore: "cert_not_before", certNotAfter: "cert_not_after", status: "status",
+    };
+    const sets = Object.entries(patch).filter(([, v]) => v !== undefined);
+    if (sets.length > 0) {
+      this.#change(() => this.#db.prepare(`UPDATE connectors SET ${sets.map(([k]) => `${columns[k]} = ?`).join(", ")} WHERE id = ?`)
+        .run(...sets.map(([, v]) => v), id));
+    }
+    return this.getConnector(id);
+  }
+
+  async touchConnector(id: string, at: string, version?: string): Promise<void> {
+    this.#db.prepare("UPDATE connectors SET last_seen = ?, version = coalesce(?, version) WHERE id = ?").run(at, version ?? null, id);
+  }
+
+  async deleteConnector(id: string): Promise<boolean> {
+    if (!this.#get("SELECT 1 FROM connectors WHERE id = ?", id)) return false;
+    this.#change(() => this.#db.prepare("DELETE FROM connectors WHERE id = ?").run(id));
+    return true;
+  }
+
+  async recordCertificate(c: IssuedCertificate): Promise<void> {
+    this.#change(() => this.#db.prepare("INSERT INTO certificates VALUES (?, ?, ?, ?, ?, ?, ?)").run(
+      c.serial, c.kind, c.subjectId, c.fingerprint, c.notBefore, c.notAfter, c.revokedAt));
+  }
+
+  async listCertificates(subjectId?: string): Promise<IssuedCertificate[]> {
+    const rows = subjectId === undefined ? this.#all("SELECT * FROM certificates ORDER BY not_before") : this.#all("SELECT * FROM certificates WHERE subject_id = ? ORDER BY not_before", subjectId);
+    return rows.map(certificateFromRow);
+  }
+
+  async getCertificate(serial: string): Promise<IssuedCertificate | null> {
+    const row = this.#get("SELECT * FROM certificates WHERE serial = ?", serial);
+    return row ? certificateFromRow(row) : null;
+  }
+
+  async revokeCertificates(subjectId: string, at: string): Promise<number> {
+    return this.#change(() => this.#db.prepare("UPDATE certificates SET revoked_at = ? WHERE subject_id = ? AND revoked_at IS NULL").run(at, subjectId).changes);
+  }
+
+  async upsertEngine(e: Engine): Promise<void> {
+    const row = this.#get("SELECT tunnel_url FROM engines WHERE id = ?", e.id);
+    if (row && row.tunnel_url === e.tunnelUrl) {
+      this.#db.prepare("UPDATE engines SET last_seen = ? WHERE id = ?").run(e.lastSeen, e.id);
+      return;
+    }
+    this.#change(() => this.#db.prepare("INSERT INTO engines VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET tunnel_url = excluded.tunnel_url, last_seen = excluded.last_seen")
+      .run(e.id, e.tunnelUrl, e.lastSeen));
+  }
+
+  async listEngines(): Promise<Engine[]> {
+    return this.#all("SELECT * FROM engines ORDER BY id").map((row) => ({ id: row.id as string, tunnelUrl: row.tunnel_url as string, lastSeen: row.last_seen as string }));
+  }
+
+  async addUser(u: User): Promise<void> {
+    try {
+      this.#change(() => this.#db.prepare("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)").run(
+        u.id, u.tenantId, u.username, u.displayName, u.email, u.passwordHash, u.totpSealed, JSON.stringify(u.roles), u.disabled ? 1 : 0));
+    } catch (err) {
+      throw conflictFrom(err);
+    }
+  }
+
+  async getUser(id: string): Promise<User | null> {
+    const row = this.#get("SELECT * FROM users WHERE id = ?", id);
+    return row ? userFromRow(row) : null;
+  }
+
+  async findUser(tenantId: string, username: string): Promise<User | null> {
+    const row = this.#get("SELECT * FROM users WHERE tenant_id = ? AND username = ?", tenantId, username);
+    return row ? userFromRow(row) : null;
+  }
+
+  async listUsers(tenantId: string): Promise<User[]> {
+    return this.#all("SELECT * FROM users WHERE tenant_id = ? ORDER BY username", tenantId).map(userFromRow);
+  }
+
+  async updateUser(id: string, patch: Parameters<Store["updateUser"]>[1]): Promise<User | null> {
+    const columns: Record<string, [string, (v: unknown) => unknown]> = {
+      displayName: ["display_name", (v) => v], email: ["email", (v) => v], passwordHash: ["password_hash", (v) => v],
+      totpSealed: ["totp_sealed", (v) => v], roles: ["roles", (v) => JSON.stringify(v)], disabled: ["disabled", (v) => (v ? 1 : 0)],
+    };
+    const sets = Object.entries(patch).filter(([, v]) => v !== undefined);
+    if (sets.length > 0) {
+      this.#change(() => this.#db.prepare(`UPDATE users SET ${sets.map(([k]) => `${columns[k]![0]} = ?`).join(", ")} WHERE id = ?`)
+        .run(...sets.map(([k, v]) => columns[k]![1](v)), id));
+    }
+    return this.getUser(id);
+  }
+
+  async addGroup(g: Group): Promise<void> {
+    try {
+      this.#change(() => this.#db.prepare("INSERT INTO groups VALUES (?, ?, ?, ?)").run(g.id, g.tenantId, g.name, JSON.stringify(g.members)));
+    } catch (err) {
+      throw conflictFrom(err);
+    }
+  }
+
+  async listGroups(tenantId: string): Promise<Group[]> {
+    return this.#all("SELECT * FROM groups WHERE tenant_id = ? ORDER BY name", tenantId).map((row) => ({
+      id: row.id as string, tenantId: row.tenant_id as string, name: row.name as string, members: JSON.parse(row.members as string) as string[],
+    }));
+  }
+
+  async removeGroup(tenantId: string, name: string): Promise<boolean> {
+    if (!this.#get("SELECT 1 FROM groups WHERE tenant_id = ? AND name = ?", tenantId, name)) return false;
+    this.#change(() => this.#db.prepare("DELETE FROM groups WHERE tenant_id = ? AND name = ?").run(tenantId, name));
+    return true;
+  }
+
+  async getCa(tenantId: string): Promise<{ certPem: string; keySealed: Buffer } | null> {
+    const row = this.#get("SELECT * FROM ca WHERE tenant_id = ?", tenantId);
+    return row ? { certPem: row.cert_pem as string, keySealed: row.key_sealed as Buffer } : null;
+  }
+
+  async putCa(tenantId: string, certPem: string, keySealed: Buffer): Promise<void> {
+    this.#change(() => this.#db.prepare("INSERT INTO ca VALUES (?, ?, ?)").run(tenantId, certPem, keySealed));
+  }
+
+  async getSecret(name: string): Promise<Buffer | null> {
+    return (this.#get("SELECT sealed FROM secrets WHERE name = ?", name)?.sealed as Buffer | undefined) ?? null;
+  }
+
+  async putSecret(name: string, sealed: Buffer): Promise<void> {
+    this.#db.prepare("INSERT INTO secrets VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed").run(name, sealed);
+  }
+
+  async appendAudit(e: Omit<AuditEntry, "id">): Promise<void> {
+    this.#db.prepare("INSERT INTO audit (at, tenant_id, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
+      .run(e.at, e.tenantId, e.actor, e.action, e.target, e.outcome, JSON.stringify(e.detail));
+  }
+
+  async listAudit(q: { tenantId: string; limit: number; beforeId?: number }): Promise<AuditEntry[]> {
+    return this.#all("SELECT * FROM audit WHERE tenant_id = ? AND id < ? ORDER BY id DESC LIMIT ?", q.tenantId, q.beforeId ?? Number.MAX_SAFE_INTEGER, q.limit)
+      .map((row) => ({
+        id: row.id as number, at: row.at as string, tenantId: row.tenant_id as string, actor: row.actor as string, action: row.action as string,
+        target: row.target as string, outcome: row.outcome as AuditEntry["outcome"], detail: JSON.parse(row.detail as string) as Record<string, unknown>,
+      }));
+  }
+
+  async appendSignIn(e: Omit<SignIn, "id">): Promise<void> {
+    this.#db.prepare("INSERT INTO signins (at, tenant_id, username, outcome, reason, client) VALUES (?, ?, ?, ?, ?, ?)")
+      .run(e.at, e.tenantId, e.username, e.outcome, e.reason, e.client);
+  }
+
+  async listSignIns(q: { tenantId: string; limit: number; beforeId?: number }): Promise<SignIn[]> {
+    return this.#all("SELECT * FROM signins WHERE tenant_id = ? AND id < ? ORDER BY id DESC LIMIT ?", q.tenantId, q.beforeId ?? Number.MAX_SAFE_INTEGER, q.limit)
+      .map((row) => ({
+        id: row.id as number, at: row.at as string, tenantId: row.tenant_id as string, username: row.username as string,
+        outcome: row.outcome as SignIn["outcome"], reason: row.reason as string, client: row.client as string,
+      }));
+  }
+
+  async oidcUpsert(model: string, id: string, record: OidcRecord, index: { grantId?: string; userCode?: string; uid?: string }): Promise<void> {
+    this.#db.prepare("INSERT INTO oidc VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, id) DO UPDATE SET payload = excluded.payload, expires_at = excluded.expires_at, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid")
+      .run(model, id, JSON.stringify(record.payload), record.expiresAt, index.grantId ?? null, index.userCode ?? null, index.uid ?? null);
+  }
+
+  async oidcFind(model: string, by: "id" | "uid" | "userCode", value: string, now: number): Promise<OidcRecord | null> {
+    const column = by === "id" ? "id" : by === "uid" ? "uid" : "user_code";
+    const row = this.#get(`SELECT payload, expires_at FROM oidc WHERE model = ? AND ${column} = ? AND (expires_at IS NULL OR expires_at > ?)`, model, value, now);
+    return row ? { payload: JSON.parse(row.payload as string) as Record<string, unknown>, expiresAt: row.expires_at as number | null } : null;
+  }
+
+  async oidcDestroy(model: string, id: string): Promise<void> {
+    this.#db.prepare("DELETE FROM oidc WHERE model = ? AND id = ?").run(model, id);
+  }
+
+  async oidcRevokeByGrantId(grantId: string): Promise<void> {
+    this.#db.prepare("DELETE FROM oidc WHERE grant_id = ?").run(grantId);
+  }
+
+  async oidcConsume(model: string, id: string, at: number): Promise<void> {
+    this.#db.prepare("UPDATE oidc SET payload = json_set(payload, '$.consumed', ?) WHERE model = ? AND id = ?").run(at, model, id);
+  }
+}
+
+function conflictFrom(err: unknown): unknown {
+  if (!(err instanceof Error) || (err as { code?: string }).code !== "SQLITE_CONSTRAINT_UNIQUE") return err;
+  const m = /UNIQUE constraint failed: \w+\.(\w+)/.exec(err.message);
+  const column = m?.[1] ?? "name";
+  const field = { internal_url: "internalUrl", external_url: "externalUrl", username: "username" }[column] ?? "name";
+  return new StoreConflict(field, `another record already has this ${field}`);
+}
+
+function appFromRow(row: Row): App {
+  const cert = row.certificate === null ? null : (JSON.parse(row.certificate as string) as StoredDomainCertificate & { sealed: string });
+  return {
+    id: row.id as string,
+    tenantId: row.tenant_id as string,
+    settings: Object.freeze(JSON.parse(row.settings as string) as AppSettings),
+    certificate: cert === null ? null : { ...cert, sealed: Buffer.from(cert.sealed, "base64") },
+    createdAt: row.created_at as string,
+    updatedAt: row.updated_at as string,
+  };
+}
+
+function connectorFromRow(row: Row): Connector {
+  return {
+    id: row.id as string, tenantId: row.tenant_id as string, group: row.group_name as string, hostName: row.host_name as string,
+    version: row.version as string, certSerial: row.cert_serial as string, certFingerprint: row.cert_fingerprint as string,
+    certNotBefore: row.cert_not_before as string, certNotAfter: row.cert_not_after as string, lastSeen: row.last_seen as string,
+    status: row.status as Connector["status"], createdAt: row.created_at as string,
+  };
+}
+
+function certificateFromRow(row: Row): IssuedCertificate {
+  return {
+    serial: row.serial as string, kind: row.kind as IssuedCertificate["kind"], subjectId: row.subject_id as string,
+    fingerprint: row.fingerprint as string, notBefore: row.not_before as string, notAfter: row.not_after as string,
+    revokedAt: (row.revoked_at as string | null) ?? null,
+  };
+}
+
+function userFromRow(row: Row): User {
+  return {
+    id: row.id as string, tenantId: row.tenant_id as string, username: row.username as string, displayName: row.display_name as string,
+    email: row.email as string, passwordHash: row.password_hash as string, totpSealed: (row.totp_sealed as Buffer | null) ?? null,
+    roles: JSON.parse(row.roles as string) as Role[], disabled: row.disabled === 1,
+  };
+}
