@@ -6,7 +6,10 @@ import { ERRORS, PosternError } from "../engine/protocol/errors.js";
 describe("error catalogue", () => {
   const doc = readFileSync(new URL("../docs/errors.md", import.meta.url), "utf8");
   const rows = new Map(
-    [...doc.matchAll(/^\| `([A-Z_]+)` \| (yes|no) \| (.+) \|$/gm)].map((m) => [m[1]!, { retryable: m[2] === "yes", when: m[3]! }]),
+    [...doc.matchAll(/^\| `([A-Z_]+)` \| (yes|no) \| (\d{3}|-) \| (.+) \|$/gm)].map((m) => [
+      m[1]!,
+      { retryable: m[2] === "yes", status: m[3] === "-" ? undefined : Number(m[3]), when: m[4]! },
+    ]),
   );
 
   it("documents every code, and only those", () => {
@@ -14,7 +17,7 @@ describe("error catalogue", () => {
   });
 
   it.each(Object.entries(ERRORS))("%s: same retryability and description", (code, spec) => {
-    expect(rows.get(code)).toEqual({ retryable: spec.retryable, when: spec.when });
+    expect(rows.get(code)).toEqual({ retryable: spec.retryable, status: "status" in spec ? spec.status : undefined, when: spec.when });
   });
 
   it("errors carry their code and retryability", () => {

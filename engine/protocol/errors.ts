@@ -10,6 +10,8 @@ interface ErrorSpec {
   readonly retryable: boolean;
   /** One line: when this happens. */
   readonly when: string;
+  /** The HTTP status an API answers with for this error (API errors only). */
+  readonly status?: number;
 }
 
 export const ERRORS = {
@@ -46,9 +48,36 @@ export const ERRORS = {
   // --- configuration ---
   /** A configuration field failed validation; the message names the field. */
   POSTERN_CONFIG: { retryable: false, when: "a configuration value is missing, of the wrong type, or out of range; the message names the field" },
+
+  // --- control plane API (each answers with its HTTP status) ---
+  /** No bearer token (or identity proof) on a request that needs one. */
+  POSTERN_AUTH_REQUIRED: { retryable: false, status: 401, when: "the request carries no bearer token or identity proof" },
+  /** The token failed verification: signature, issuer, audience, expiry or algorithm. */
+  POSTERN_TOKEN_INVALID: { retryable: false, status: 401, when: "the bearer token is invalid: bad signature, other issuer or audience, expired, or a refused algorithm" },
+  /** A connector or engine certificate proof was refused (unknown CA, expired, revoked, disabled). */
+  POSTERN_IDENTITY_REFUSED: { retryable: false, status: 401, when: "a connector or engine identity proof was refused: unknown CA, expired or revoked certificate, disabled or deleted connector" },
+  /** The caller's roles do not allow this operation. */
+  POSTERN_FORBIDDEN: { retryable: false, status: 403, when: "the caller is authenticated but no role it holds allows this operation" },
+  /** The named record does not exist. */
+  POSTERN_NOT_FOUND: { retryable: false, status: 404, when: "the app, group, connector or route named in the request does not exist" },
+  /** The request body is not JSON, too large, or not the expected media type. */
+  POSTERN_BAD_REQUEST: { retryable: false, status: 400, when: "the request is malformed: not JSON, too large, or a parameter of the wrong form" },
+  /** The body is well-formed but breaks a rule; `problems` names each field. */
+  POSTERN_VALIDATION: { retryable: false, status: 422, when: "a setting breaks a rule (URL form, uniqueness, certificate); `problems` lists each field and reason" },
+  /** A uniqueness clash or a record still in use. */
+  POSTERN_CONFLICT: { retryable: false, status: 409, when: "the change clashes with existing state: a duplicate name or a record still in use" },
+  /** An unexpected failure; details go to the log under the request id, not to the caller. */
+  POSTERN_INTERNAL: { retryable: true, status: 500, when: "an unexpected failure inside the service; the request id finds the details in its log" },
+  /** A certificate signing request was refused. */
+  POSTERN_CSR_REJECTED: { retryable: false, status: 400, when: "a certificate signing request is malformed, tampered with, or uses a key type other than P-256" },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
+
+/** The HTTP status an API answers with for `code`, if it is an API error. */
+export function httpStatusOf(code: ErrorCode): number | undefined {
+  return (ERRORS[code] as ErrorSpec).status;
+}
 
 export class PosternError extends Error {
   readonly code: ErrorCode;

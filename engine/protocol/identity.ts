@@ -58,8 +58,8 @@ export interface VerifyOptions {
   readonly audience: string;
   readonly challenge?: string;
   readonly now?: Date;
-  /** Last check with the verified identity: throw (or return a reason) to refuse. */
-  readonly allow?: (peer: PeerIdentity) => string | undefined;
+  /** Last check with the verified identity (revocation, disabled): return a reason to refuse. */
+  readonly allow?: (peer: PeerIdentity) => string | undefined | Promise<string | undefined>;
 }
 
 function refuse(reason: string): never {
@@ -109,7 +109,7 @@ export async function verifyIdentityProof(proof: unknown, options: VerifyOptions
   }
   if (options.challenge !== undefined && payload.challenge !== options.challenge) refuse("the proof does not answer this connection's challenge");
   const identity: PeerIdentity = { kind, id: subject.CN, serial: cert.serialNumber.toUpperCase(), fingerprint: cert.fingerprint256, notBefore, notAfter };
-  const reason = options.allow?.(identity);
+  const reason = await options.allow?.(identity);
   if (reason !== undefined) refuse(reason);
   return identity;
 }

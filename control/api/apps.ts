@@ -1,0 +1,164 @@
+/** /api/v1/apps: publish, inspect, change and remove apps, and upload custom-domain certificates. */
+import { z } from "zod";
+import { appSettingsSchema, defaultExternalUrl, parseApp, type AppSettings } from "../apps.js";
+import type { ControlContext } from "../context.js";
+import { checkDomainCertificate, nameCovers, type CertificateUpload } from "../domain-certs.js";
+import { StoreConflict, type App, type Role, type StoredDomainCertificate } from "../store/types.js";
+import { ApiError, route, type Route } from "./router.js";
+
+/** Publishing, URLs, connector group and the app proxy knobs. */
+const PROXY_ADMINS: readonly Role[] = ["Global Administrator", "Application Administrator"];
+/** Who may read apps and change who gets in (assignments, policy, SSO headers, home page). */
+const APP_ADMINS: readonly Role[] = [...PROXY_ADMINS, "Cloud Application Administrator"];
+const ACCESS_FIELDS = new Set(["assignments", "policy", "ssoHeaders", "customHomePage"]);
+
+const certificateUpload = z.discriminatedUnion("format", [
+  z.object({ format: z.literal("pem"), pem: z.string().min(1).max(512 * 1024) }).strict(),
+  z.object({ format: z.literal("pfx"), pfxBase64: z.string().min(1).max(700 * 1024), password: z.string().max(1024) }).strict(),
+]);
+
+const createBody = appSettingsSchema.partial({ externalUrl: true }).extend({ certificate: certificateUpload.optional() }).strict();
+const patchBody = appSettingsSchema.partial().extend({
+  cookie: appSettingsSchema.shape.cookie.unwrap().partial().optional(),
+  policy: appSettingsSchema.shape.policy.unwrap().partial().optional(),
+  assignments: appSettingsSchema.shape.assignments.unwrap().partial().optional(),
+}).strict();
+
+const appView = appSettingsSchema.extend({
+  certificate: z.object({ dnsNames: z.array(z.string()), notAfter: z.string(), fingerprintSha256: z.string() }).nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+export interface EdgeDefaults {
+  /** Scheme and port of the engine's public listener, for default external URLs. */
+  readonly scheme: "http" | "https";
+  readonly port?: number;
+}
+
+export function appRoutes(ctx: ControlContext, edge: EdgeDefaults): Route[] {
+  const { store, tenant } = ctx;
+
+  const ruleContext = async () => {
+    const tenantApps = await store.listApps(tenant.id);
+    return {
+      tenantApps: tenantApps.map((a) => a.settings),
+      allApps: (await store.listApps()).map((a) => a.settings),
+      connectorGroups: (await store.listConnectorGroups(tenant.id)).map((g) => g.name),
+    };
+  };
+
+  const mustGet = async (name: string): Promise<App> => {
+    const app = await store.getApp(tenant.id, name);
+    if (!app) throw new ApiError("POSTERN_NOT_FOUND", `no app named "${name}"`);
+    return app;
+  };
+
+  const checkCertificate = (upload: CertificateUpload, externalUrl: string): StoredDomainCertificate => {
+    const checked = checkDomainCertificate(upload, new URL(externalUrl).hostname, ctx.now());
+    if (!checked.ok) throw new ApiError("POSTERN_VALIDATION", checked.problems.map((p) => p.message).join("; "), checked.problems);
+    const raw = upload.format === "pem" ? upload.pem : JSON.stringify({ pfxBase64: upload.pfxBase64, password: upload.password });
+    return {
+      sealed: ctx.sealer.seal(raw, `domain-cert:${externalUrl}`),
+      format: upload.format,
+      dnsNames: checked.value.dnsNames,
+      notAfter: checked.value.notAfter.toISOString(),
+      fingerprintSha256: checked.value.fingerprintSha256,
+    };
+  };
+
+  const save = async (settings: unknown, certificate: StoredDomainCertificate | null, replacing?: string): Promise<App> => {
+    const parsed = parseApp(settings, await ruleContext(), replacing);
+    if (!parsed.ok) throw new ApiError("POSTERN_VALIDATION", parsed.problems.map((p) => `${p.field}: ${p.message}`).join("; "), parsed.problems);
+    try {
+      return await store.putApp(tenant.id, parsed.value, certificate, replacing);
+    } catch (err) {
+      if (err instanceof StoreConflict) throw new ApiError("POSTERN_CONFLICT", `${err.field}: ${err.message}`, [{ field: err.field, message: err.message }]);
+      throw err;
+    }
+  };
+
+  return [
+    route({
+      method: "GET", path: "/api/v1/apps", summary: "List the tenant's apps", auth: { roles: APP_ADMINS },
+      response: z.object({ apps: z.array(appView) }),
+      handler: async () => ({ status: 200, body: { apps: (await store.listApps(tenant.id)).map(view) } }),
+    }),
+    route({
+      method: "POST", path: "/api/v1/apps", summary: "Publish an app", auth: { roles: PROXY_ADMINS }, body: createBody, status: 201,
+      response: appView, action: "app.add",
+      handler: async (call) => {
+        const { certificate, ...input } = call.body;
+        const settings = { ...input, externalUrl: input.externalUrl ?? defaultExternalUrl(input.name, tenant.name, tenant.domainSuffix, edge.scheme, edge.port) };
+        call.auditDetail.app = settings.name;
+        const stored = certificate ? checkCertificate(certificate, settings.externalUrl) : null;
+        return { status: 201, body: view(await save(settings, stored)) };
+      },
+    }),
+    route({
+      method: "GET", path: "/api/v1/apps/{name}", summary: "Show one app", auth: { roles: APP_ADMINS }, response: appView,
+      handler: async (call) => ({ status: 200, body: view(await mustGet(call.params.name!)) }),
+    }),
+    route({
+      method: "PATCH", path: "/api/v1/apps/{name}", summary: "Change an app's settings (only the fields given)", auth: { roles: APP_ADMINS },
+      body: patchBody, response: appView, action: "app.update",
+      handler: async (call) => {
+        const changed = Object.keys(call.body);
+        if (changed.some((field) => !ACCESS_FIELDS.has(field))) {
+          call.requireRole(PROXY_ADMINS, `changing ${changed.filter((f) => !ACCESS_FIELDS.has(f)).join(", ")}`);
+        }
+        call.auditDetail.fields = changed;
+        const existing = await mustGet(call.params.name!);
+        const s = existing.settings;
+        const b = call.body;
+        const merged = {
+          ...s, ...b,
+          cookie: { ...s.cookie, ...b.cookie }, policy: { ...s.policy, ...b.policy }, assignments: { ...s.assignments, ...b.assignments },
+        };
+        if (existing.certificate && b.externalUrl !== undefined) {
+          const host = safeHost(b.externalUrl);
+          if (host !== undefined && !existing.certificate.dnsNames.some((n) => nameCovers(n, host))) {
+            throw new ApiError("POSTERN_VALIDATION", `externalUrl: the app's certificate covers ${existing.certificate.dnsNames.join(", ")}, not ${host}; upload a certificate for the new host first`,
+              [{ field: "externalUrl", message: `the app's certificate does not cover ${host}` }]);
+          }
+        }
+        return { status: 200, body: view(await save(merged, existing.certificate, existing.settings.name)) };
+      },
+    }),
+    route({
+      method: "PUT", path: "/api/v1/apps/{name}/certificate", summary: "Upload the custom-domain certificate (PEM or PFX)", auth: { roles: PROXY_ADMINS },
+      body: certificateUpload, response: appView, action: "app.certificate",
+      handler: async (call) => {
+        const existing = await mustGet(call.params.name!);
+        const stored = checkCertificate(call.body, existing.settings.externalUrl);
+        call.auditDetail.fingerprint = stored.fingerprintSha256;
+        return { status: 200, body: view(await save(existing.settings, stored, existing.settings.name)) };
+      },
+    }),
+    route({
+      method: "DELETE", path: "/api/v1/apps/{name}", summary: "Remove an app", auth: { roles: PROXY_ADMINS }, action: "app.remove",
+      handler: async (call) => {
+        if (!(await store.deleteApp(tenant.id, call.params.name!))) throw new ApiError("POSTERN_NOT_FOUND", `no app named "${call.params.name}"`);
+        return { status: 204 };
+      },
+    }),
+  ];
+}
+
+function safeHost(url: string): string | undefined {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return undefined;
+  }
+}
+
+function view(app: App): z.infer<typeof appView> {
+  const settings: AppSettings = app.settings;
+  return {
+    ...settings,
+    certificate: app.certificate === null ? null : { dnsNames: [...app.certificate.dnsNames], notAfter: app.certificate.notAfter, fingerprintSha256: app.certificate.fingerprintSha256 },
+    createdAt: app.createdAt,
+    updatedAt: app.updatedAt,
+  } as z.infer<typeof appView>;
+}

@@ -1,0 +1,27 @@
+/** What the control plane's API handlers share: store, CA, clock, policy, feed. */
+import type { TenantCa } from "./ca.js";
+import type { FeedHub } from "./feed.js";
+import type { Sealer } from "./secrets.js";
+import type { Store, Tenant } from "./store/types.js";
+
+export interface LifecyclePolicy {
+  /** Validity of connector and engine certificates, in days. */
+  readonly certificateDays: number; // 365
+  /** A connector renews its certificate once it is older than this, in days. */
+  readonly renewAfterDays: number; // 180
+  /** A connector not seen for this long is marked inactive, in days. */
+  readonly inactiveAfterDays: number; // 10
+}
+
+export const DEFAULT_POLICY: LifecyclePolicy = Object.freeze({ certificateDays: 365, renewAfterDays: 180, inactiveAfterDays: 10 });
+
+export interface ControlContext {
+  readonly store: Store;
+  readonly sealer: Sealer;
+  readonly tenant: Tenant;
+  readonly ca: TenantCa;
+  readonly feed: FeedHub;
+  readonly policy: LifecyclePolicy;
+  /** The clock: injectable so renewal at day 180 and inactivity at day 10 test without waiting. */
+  readonly now: () => Date;
+}

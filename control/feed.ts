@@ -1,0 +1,118 @@
+/**
+ * The configuration feed. Engines and connectors fetch a versioned snapshot of what they need
+ * with `GET /api/v1/feed/{engine|connector}?after=V`: when the store's version is already past
+ * V the snapshot comes at once, otherwise the request waits (long poll) until a change commits
+ * or the wait ends. A change therefore reaches every waiting client within milliseconds, and
+ * the clients' periodic pull is the fallback when a long poll is lost. The version only grows,
+ * so a client never applies a snapshot older than the one it has.
+ */
+import type { AppSettings } from "./apps.js";
+import { BACKEND_TIMEOUT_MS } from "./apps.js";
+import type { LifecyclePolicy } from "./context.js";
+import type { ConnectorStatus, Store } from "./store/types.js";
+
+export interface ConnectorConfig {
+  readonly version: number;
+  readonly connectorId: string;
+  readonly group: string;
+  /** wss:// URLs of every engine's tunnel listener. */
+  readonly engines: readonly string[];
+  /** The only backends this connector may reach: the internal URLs of its group's apps. */
+  readonly apps: readonly { name: string; internalUrl: string; validateBackendTls: boolean; backendTimeoutMs: number }[];
+  readonly renewAfterDays: number;
+}
+
+export interface EngineConfig {
+  readonly version: number;
+  readonly apps: readonly (AppSettings & { tenantId: string })[];
+  readonly connectorGroups: readonly { tenantId: string; name: string }[];
+  /** Connectors an engine may accept, with the certificate serials still valid for each. */
+  readonly connectors: readonly { id: string; tenantId: string; group: string; status: ConnectorStatus; serials: readonly string[] }[];
+  readonly revokedSerials: readonly string[];
+}
+
+export class FeedHub {
+  readonly #waiters = new Set<() => void>();
+  readonly #unsubscribe: () => void;
+
+  constructor(private readonly store: Store) {
+    this.#unsubscribe = store.onChange(() => {
+      const waiters = [...this.#waiters];
+      this.#waiters.clear();
+      for (const wake of waiters) wake();
+    });
+  }
+
+  /** Resolves with the current version once it passes `after`, or after `timeoutMs` (or on abort). */
+  async waitPast(after: number, timeoutMs: number, signal: AbortSignal): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const version = await this.store.configVersion();
+      const left = deadline - Date.now();
+      if (version > after || left <= 0 || signal.aborted) return version;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          this.#waiters.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, left);
+        signal.addEventListener("abort", done, { once: true });
+        this.#waiters.add(done);
+      });
+    }
+  }
+
+  get waiting(): number {
+    return this.#waiters.size;
+  }
+
+  close(): void {
+    this.#unsubscribe();
+    for (const wake of [...this.#waiters]) wake();
+  }
+}
+
+export async function connectorConfig(store: Store, connectorId: string, policy: LifecyclePolicy): Promise<ConnectorConfig | null> {
+  // Read the version first: a change landing mid-build only makes the snapshot newer than its label.
+  const version = await store.configVersion();
+  const connector = await store.getConnector(connectorId);
+  if (connector === null) return null;
+  const apps = (await store.listApps(connector.tenantId)).filter((a) => a.settings.connectorGroup.toLowerCase() === connector.group.toLowerCase());
+  const engines = (await store.listEngines()).map((e) => e.tunnelUrl).filter((u) => u !== "");
+  return {
+    version,
+    connectorId,
+    group: connector.group,
+    engines,
+    apps: apps.map((a) => ({
+      name: a.settings.name,
+      internalUrl: a.settings.internalUrl,
+      validateBackendTls: a.settings.validateBackendTls,
+      backendTimeoutMs: BACKEND_TIMEOUT_MS[a.settings.backendTimeout],
+    })),
+    renewAfterDays: policy.renewAfterDays,
+  };
+}
+
+export async function engineConfig(store: Store): Promise<EngineConfig> {
+  const version = await store.configVersion();
+  const tenants = await store.listTenants();
+  const certificates = await store.listCertificates();
+  const connectors = await store.listConnectors();
+  const groups = (await Promise.all(tenants.map((t) => store.listConnectorGroups(t.id)))).flat();
+  return {
+    version,
+    apps: (await store.listApps()).map((a) => ({ ...a.settings, tenantId: a.tenantId })),
+    connectorGroups: groups.map((g) => ({ tenantId: g.tenantId, name: g.name })),
+    connectors: connectors.map((c) => ({
+      id: c.id,
+      tenantId: c.tenantId,
+      group: c.group,
+      status: c.status,
+      serials: certificates.filter((cert) => cert.subjectId === c.id && cert.revokedAt === null).map((cert) => cert.serial),
+    })),
+    revokedSerials: certificates.filter((cert) => cert.revokedAt !== null).map((cert) => cert.serial),
+  };
+}

@@ -1,0 +1,189 @@
+/**
+ * The control plane process: store, tenant CA, built-in IdP (or trust in an external issuer),
+ * admin API with its OpenAPI document, the config feed and the inactivity sweeper, behind one
+ * node:http(s) server. Control is not on the request path, so plain Node HTTP is the right
+ * tool here; oidc-provider needs it anyway.
+ */
+import { mkdirSync, writeFileSync, renameSync } from "node:fs";
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import pino, { type Logger } from "pino";
+import { TenantCa } from "./ca.js";
+import { DEFAULT_POLICY, type ControlContext, type LifecyclePolicy } from "./context.js";
+import { FeedHub } from "./feed.js";
+import { BuiltInIdp, CONTROL_API_AUDIENCE } from "./idp/provider.js";
+import { hashPassword } from "./idp/passwords.js";
+import { loadMasterKey } from "./secrets.js";
+import { openSqliteStore } from "./store/sqlite.js";
+import type { Role, Store } from "./store/types.js";
+import { appRoutes, type EdgeDefaults } from "./api/apps.js";
+import { createAuthenticator, discoverIssuer } from "./api/auth.js";
+import { connectorRoutes, sweepInactive } from "./api/connectors.js";
+import { directoryRoutes } from "./api/directory.js";
+import { openApiDocument } from "./api/openapi.js";
+import { Router, sendJson, type Route } from "./api/router.js";
+import { randomUUID } from "node:crypto";
+
+export interface ControlOptions {
+  /** Holds control.db, master.key and the local admin credential. */
+  readonly dataDir: string;
+  readonly host?: string; // "127.0.0.1"
+  /** 0 picks a free port. */
+  readonly port?: number; // 0
+  /** `self`: HTTPS with a certificate from the tenant CA; `off`: plain HTTP (loopback demos); or PEM files. */
+  readonly tls?: "self" | "off" | { readonly certPem: string; readonly keyPem: string };
+  /** The URL clients use; default `http(s)://host:port`. */
+  readonly publicUrl?: string;
+  /** External OIDC issuer instead of the built-in IdP. */
+  readonly externalIdp?: { readonly discoveryUrl: string; readonly audience: string; readonly rolesClaim?: string };
+  readonly tenant?: { readonly name: string; readonly domainSuffix: string };
+  readonly edge?: EdgeDefaults;
+  readonly policy?: Partial<LifecyclePolicy>;
+  readonly masterKey?: string;
+  readonly now?: () => Date;
+  readonly logger?: Logger;
+  /** How often to look for inactive connectors, in ms; 0 disables the timer. */
+  readonly sweepIntervalMs?: number; // 3_600_000 (1 h)
+}
+
+export interface ControlHandle {
+  readonly url: string;
+  readonly caCertPem: string;
+  readonly context: ControlContext;
+  readonly routes: readonly Route[];
+  /** Writes `<dataDir>/credentials.json` (mode 0600) with a Global Administrator token, like a kubeconfig. */
+  writeLocalCredential(ttlSeconds?: number): Promise<string>;
+  /** Mints a built-in IdP access token (tests, `postern up`); throws with an external IdP. */
+  mintToken(claims: { sub?: string; name: string; roles: readonly Role[] }, ttlSeconds?: number): Promise<string>;
+  /** Adds a user to the built-in IdP directly (first run of `postern up`). */
+  ensureUser(user: { username: string; password: string; roles: readonly Role[] }): Promise<void>;
+  sweep(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export const CREDENTIAL_FILE = "credentials.json";
+const DEFAULT_TENANT_ID = "default";
+
+export async function startControl(options: ControlOptions): Promise<ControlHandle> {
+  const log = options.logger ?? pino({ name: "control", level: process.env.POSTERN_LOG_LEVEL ?? "info" }, pino.destination(2));
+  const now = options.now ?? (() => new Date());
+  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  const sealer = loadMasterKey({ envValue: options.masterKey ?? process.env.POSTERN_MASTER_KEY, keyFile: join(options.dataDir, "master.key") });
+  const store: Store = openSqliteStore(join(options.dataDir, "control.db"));
+  const tenantSpec = options.tenant ?? { name: "default", domainSuffix: "localhost" };
+  const tenant = await store.ensureTenant({ id: DEFAULT_TENANT_ID, name: tenantSpec.name, domainSuffix: tenantSpec.domainSuffix });
+  if (!(await store.listConnectorGroups(tenant.id)).some((g) => g.name === "Default")) await store.addConnectorGroup(tenant.id, "Default");
+  const ca = await TenantCa.open(store, sealer, tenant.id, now());
+  const feed = new FeedHub(store);
+  const policy = { ...DEFAULT_POLICY, ...options.policy };
+  const context: ControlContext = { store, sealer, tenant, ca, feed, policy, now };
+
+  const host = options.host ?? "127.0.0.1";
+  const tlsMode = options.tls ?? "self";
+  let tls: { cert: string; key: string } | undefined;
+  if (tlsMode === "self") {
+    const hosts = [...new Set([host, "localhost", "127.0.0.1", ...(options.publicUrl ? [new URL(options.publicUrl).hostname] : [])])].filter((h) => h !== "0.0.0.0" && h !== "::");
+    const issued = await ca.issueServerCert("control", "control", hosts, policy.certificateDays, now());
+    tls = { cert: issued.certPem, key: issued.keyPem };
+  } else if (tlsMode !== "off") {
+    tls = { cert: tlsMode.certPem, key: tlsMode.keyPem };
+  }
+
+  let handler: (req: IncomingMessage, res: ServerResponse) => void = () => undefined;
+  const server: Server = tls
+    ? createHttpsServer({ cert: tls.cert, key: tls.key }, (req, res) => handler(req, res))
+    : createHttpServer((req, res) => handler(req, res));
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 120_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = (options.publicUrl ?? `${tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${port}`).replace(/\/$/, "");
+
+  let idp: BuiltInIdp | undefined;
+  let authenticator;
+  if (options.externalIdp) {
+    const discovered = await discoverIssuer(options.externalIdp.discoveryUrl);
+    authenticator = createAuthenticator({
+      trust: { issuer: discovered.issuer, audience: options.externalIdp.audience, rolesClaim: options.externalIdp.rolesClaim ?? "roles" },
+      jwksUri: discovered.jwksUri, store, caCertPem: () => ca.certPem, now,
+    });
+  } else {
+    idp = await BuiltInIdp.create({ store, sealer, tenantId: tenant.id, issuer: `${url}/oidc` });
+    authenticator = createAuthenticator({
+      trust: { issuer: idp.issuer, audience: CONTROL_API_AUDIENCE, jwks: idp.publicJwks, rolesClaim: "roles" },
+      store, caCertPem: () => ca.certPem, now,
+    });
+  }
+
+  const routes: Route[] = [...appRoutes(context, options.edge ?? { scheme: "https" }), ...connectorRoutes(context), ...directoryRoutes(context)];
+  const router = new Router(routes, authenticator, async (entry) => {
+    await store.appendAudit({ ...entry, at: now().toISOString(), tenantId: tenant.id });
+  }, (err, requestId) => log.error({ err, requestId }, "control API internal error"));
+  const version = (await import("node:module")).createRequire(import.meta.url)("../../package.json").version as string;
+  const openApi = JSON.stringify(openApiDocument(routes, version));
+
+  handler = (req, res) => {
+    const path = (req.url ?? "/").split("?")[0]!;
+    if (path === "/oidc" || path.startsWith("/oidc/")) {
+      if (idp) return idp.handle(req, res, "/oidc");
+      return sendJson(res, 404, { error: { code: "POSTERN_NOT_FOUND", message: "this control uses an external identity provider", requestId: randomUUID() } });
+    }
+    if (path === "/api/v1/openapi.json") {
+      res.writeHead(200, { "content-type": "application/json; charset=utf-8" });
+      res.end(openApi);
+      return;
+    }
+    if (path === "/healthz") return sendJson(res, 200, { status: "ok" });
+    router.handle(req, res).catch((err: unknown) => log.error({ err }, "control request failed"));
+  };
+
+  const sweepMs = options.sweepIntervalMs ?? 3_600_000;
+  const sweep = async () => {
+    const n = await sweepInactive(context);
+    if (n > 0) log.info({ connectors: n }, "marked idle connectors inactive");
+    return n;
+  };
+  const timer = sweepMs > 0 ? setInterval(() => void sweep().catch((err: unknown) => log.error({ err }, "inactivity sweep failed")), sweepMs) : undefined;
+  timer?.unref();
+  log.info({ url, tls: Boolean(tls), idp: idp ? idp.issuer : options.externalIdp?.discoveryUrl }, "control listening");
+
+  const mintToken: ControlHandle["mintToken"] = async (claims, ttlSeconds = 3600) => {
+    if (!idp) throw new Error("tokens can only be minted by the built-in IdP");
+    return idp.mintToken({ sub: claims.sub ?? `local:${claims.name}`, name: claims.name, roles: claims.roles }, ttlSeconds);
+  };
+
+  return {
+    url,
+    caCertPem: ca.certPem,
+    context,
+    routes,
+    mintToken,
+    async writeLocalCredential(ttlSeconds = 30 * 86_400) {
+      const token = await mintToken({ sub: "local-admin", name: "local-admin", roles: ["Global Administrator"] }, ttlSeconds);
+      const file = join(options.dataDir, CREDENTIAL_FILE);
+      writeFileSync(`${file}.tmp`, JSON.stringify({ control: url, token, caCertificate: ca.certPem }, null, 2) + "\n", { mode: 0o600 });
+      renameSync(`${file}.tmp`, file);
+      return file;
+    },
+    async ensureUser(user) {
+      if (await store.findUser(tenant.id, user.username)) return;
+      await store.addUser({
+        id: randomUUID(), tenantId: tenant.id, username: user.username, displayName: user.username, email: "",
+        passwordHash: await hashPassword(user.password), totpSealed: null, roles: user.roles, disabled: false,
+      });
+    },
+    sweep,
+    async close() {
+      if (timer) clearInterval(timer);
+      feed.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await store.close();
+    },
+  };
+}
