@@ -7,6 +7,7 @@
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { randomBytes, webcrypto, X509Certificate as NodeX509 } from "node:crypto";
+import { isIP } from "node:net";
 import type { PeerKind } from "../engine/protocol/identity.js";
 import type { Sealer } from "./secrets.js";
 import type { Store } from "./store/types.js";
@@ -62,8 +63,11 @@ export class TenantCa {
     return new TenantCa(cert.toString("pem"), cert, keys.privateKey);
   }
 
-  /** Signs a client certificate for `kind`/`id` from a PEM CSR. */
-  async signCsr(csrPem: string, kind: PeerKind, id: string, validityDays: number, now = new Date()): Promise<IssuedCert> {
+  /**
+   * Signs a client certificate for `kind`/`id` from a PEM CSR. With `serverHosts` it is also a
+   * TLS server certificate for those names (an engine's tunnel listener uses its one key for both).
+   */
+  async signCsr(csrPem: string, kind: PeerKind, id: string, validityDays: number, now = new Date(), serverHosts: readonly string[] = []): Promise<IssuedCert> {
     let csr: x509.Pkcs10CertificateRequest;
     try {
       csr = new x509.Pkcs10CertificateRequest(csrPem);
@@ -82,7 +86,9 @@ export class TenantCa {
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
+        ...(serverHosts.length > 0
+          ? [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false), sanFor(serverHosts)]
+          : [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false)]),
       ],
     });
   }
@@ -99,7 +105,7 @@ export class TenantCa {
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
-        new x509.SubjectAlternativeNameExtension(hosts.map((h): x509.JsonGeneralName => (/^[\d.]+$|:/.test(h) ? { type: "ip", value: h } : { type: "dns", value: h }))),
+        sanFor(hosts),
       ],
     });
     const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey));
@@ -126,6 +132,10 @@ export class TenantCa {
     const native = new NodeX509(pem);
     return { certPem: pem, serial: native.serialNumber.toUpperCase(), fingerprint: native.fingerprint256, notBefore, notAfter };
   }
+}
+
+function sanFor(hosts: readonly string[]): x509.SubjectAlternativeNameExtension {
+  return new x509.SubjectAlternativeNameExtension(hosts.map((h): x509.JsonGeneralName => (isIP(h) !== 0 ? { type: "ip", value: h } : { type: "dns", value: h })));
 }
 
 /** 16 random bytes with the top bit clear, so the DER integer stays positive. */

@@ -6,30 +6,10 @@
  * the clients' periodic pull is the fallback when a long poll is lost. The version only grows,
  * so a client never applies a snapshot older than the one it has.
  */
-import type { AppSettings } from "./apps.js";
+import type { ConnectorConfig, EngineConfig } from "../engine/protocol/feed.js";
 import { BACKEND_TIMEOUT_MS } from "./apps.js";
 import type { LifecyclePolicy } from "./context.js";
-import type { ConnectorStatus, Store } from "./store/types.js";
-
-export interface ConnectorConfig {
-  readonly version: number;
-  readonly connectorId: string;
-  readonly group: string;
-  /** wss:// URLs of every engine's tunnel listener. */
-  readonly engines: readonly string[];
-  /** The only backends this connector may reach: the internal URLs of its group's apps. */
-  readonly apps: readonly { name: string; internalUrl: string; validateBackendTls: boolean; backendTimeoutMs: number }[];
-  readonly renewAfterDays: number;
-}
-
-export interface EngineConfig {
-  readonly version: number;
-  readonly apps: readonly (AppSettings & { tenantId: string })[];
-  readonly connectorGroups: readonly { tenantId: string; name: string }[];
-  /** Connectors an engine may accept, with the certificate serials still valid for each. */
-  readonly connectors: readonly { id: string; tenantId: string; group: string; status: ConnectorStatus; serials: readonly string[] }[];
-  readonly revokedSerials: readonly string[];
-}
+import type { Store } from "./store/types.js";
 
 export class FeedHub {
   readonly #waiters = new Set<() => void>();

@@ -9,12 +9,11 @@
 import { X509Certificate } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JWK, type JWTVerifyGetKey } from "jose";
+import { CONTROL_PROOF_AUDIENCE } from "../../engine/protocol/control-client.js";
 import { verifyIdentityProof } from "../../engine/protocol/identity.js";
 import { ROLES, type Role, type Store } from "../store/types.js";
 import { ApiError, type Authenticator, type Caller } from "./router.js";
 
-/** Audience of identity proofs sent to control (the tunnel uses its own). */
-export const CONTROL_PROOF_AUDIENCE = "postern-control";
 const ALGORITHMS = ["ES256", "ES384", "RS256", "PS256", "EdDSA"];
 const CLOCK_SKEW_S = 30;
 

@@ -32,9 +32,9 @@ const feedQuery = z.object({
 export function connectorRoutes(ctx: ControlContext): Route[] {
   const { store, tenant, ca, policy } = ctx;
 
-  const sign = async (csr: string, kind: "connector" | "engine", id: string): Promise<IssuedCert> => {
+  const sign = async (csr: string, kind: "connector" | "engine", id: string, serverHosts: readonly string[] = []): Promise<IssuedCert> => {
     try {
-      const issued = await ca.signCsr(csr, kind, id, policy.certificateDays, ctx.now());
+      const issued = await ca.signCsr(csr, kind, id, policy.certificateDays, ctx.now(), serverHosts);
       await store.recordCertificate({
         serial: issued.serial, kind, subjectId: id, fingerprint: issued.fingerprint,
         notBefore: issued.notBefore.toISOString(), notAfter: issued.notAfter.toISOString(), revokedAt: null,
@@ -179,11 +179,18 @@ export function connectorRoutes(ctx: ControlContext): Route[] {
     }),
     route({
       method: "POST", path: "/api/v1/engines/register", summary: "Bootstrap an engine: CSR in, certificate out", auth: { roles: GLOBAL },
-      body: z.object({ csr: csrPem, tunnelUrl: z.string().regex(/^wss?:\/\/[^\s]+$/, "a ws:// or wss:// URL").max(2048) }).strict(),
+      body: z.object({
+        csr: csrPem,
+        tunnelUrl: z.string().regex(/^wss?:\/\/[^\s]+$/, "a ws:// or wss:// URL").max(2048),
+        /** More names for the tunnel listener's certificate (e.g. behind a load balancer). */
+        hosts: z.array(label).max(16).default([]),
+      }).strict(),
       status: 201, response: issuedView, action: "engine.register",
       handler: async (call) => {
         const id = randomUUID();
-        const issued = await sign(call.body.csr, "engine", id);
+        // The engine's one key also serves its tunnel listener's TLS: name the listener's hosts.
+        const hosts = [...new Set([new URL(call.body.tunnelUrl).hostname.replace(/^\[|\]$/g, ""), ...call.body.hosts])];
+        const issued = await sign(call.body.csr, "engine", id, hosts);
         await store.upsertEngine({ id, tunnelUrl: call.body.tunnelUrl, lastSeen: ctx.now().toISOString() });
         Object.assign(call.auditDetail, { engine: id, tunnelUrl: call.body.tunnelUrl });
         return { status: 201, body: { id, certificate: issued.certPem, caCertificate: ca.certPem, notAfter: issued.notAfter.toISOString() } };

@@ -6,12 +6,15 @@ import { closeError, type Transport, type TransportHandlers } from "./transport.
 export interface TunnelListenerOptions {
   /** URL path of the tunnel endpoint. */
   readonly path?: string;
-  /** Session options for every accepted connection (the role is "server"). */
-  readonly session: Omit<SessionOptions, "role">;
+  /**
+   * Session options for accepted connections (the role is "server"); a function makes them per
+   * connection, e.g. to send each one its own identity challenge.
+   */
+  readonly session: Omit<SessionOptions, "role"> | ((info: { readonly remoteAddress: string }) => Omit<SessionOptions, "role">);
   /** Largest WebSocket message accepted, bytes; uWS closes the connection past it. */
   readonly maxMessageBytes?: number;
-  /** Called for each accepted connection, before its HELLO exchange. */
-  readonly onSession: (session: Session, info: { readonly remoteAddress: string }) => void;
+  /** Called for each accepted connection, before its HELLO exchange, with the options it got. */
+  readonly onSession: (session: Session, info: { readonly remoteAddress: string; readonly options: Omit<SessionOptions, "role"> }) => void;
 }
 
 interface TunnelUserData {
@@ -77,9 +80,10 @@ export function attachTunnel(app: TemplatedApp, options: TunnelListenerOptions):
       const transport = new UwsTransport(ws);
       ws.getUserData().transport = transport;
       const remoteAddress = Buffer.from(ws.getRemoteAddressAsText()).toString();
-      const session = new Session(transport, { ...options.session, role: "server" });
+      const sessionOptions = typeof options.session === "function" ? options.session({ remoteAddress }) : options.session;
+      const session = new Session(transport, { ...sessionOptions, role: "server" });
       try {
-        options.onSession(session, { remoteAddress });
+        options.onSession(session, { remoteAddress, options: sessionOptions });
       } catch (err) {
         session.close(new PosternError("POSTERN_HANDSHAKE", `session refused: ${(err as Error).message}`, { cause: err }));
       }

@@ -11,7 +11,7 @@
  * freshness and challenge, and finally asks the caller whether the serial is still allowed
  * (revocation, disabled connectors).
  */
-import { X509Certificate, createPrivateKey, type KeyObject } from "node:crypto";
+import { X509Certificate, createPrivateKey, randomBytes, type KeyObject } from "node:crypto";
 import { SignJWT, decodeProtectedHeader, jwtVerify } from "jose";
 import { PosternError } from "./errors.js";
 
@@ -121,4 +121,21 @@ function parseSubject(subject: string): Record<string, string> {
     if (eq > 0) out[line.slice(0, eq)] = line.slice(eq + 1);
   }
   return out;
+}
+
+/** Audience of proofs in the tunnel HELLO (control's feed uses its own). */
+export const TUNNEL_PROOF_AUDIENCE = "postern-tunnel";
+
+/** The engine's HELLO ext for one connection: a fresh random challenge. */
+export function tunnelChallenge(): { challenge: string } {
+  return { challenge: randomBytes(32).toString("base64url") };
+}
+
+/** The connector's HELLO ext: a proof over the engine's challenge. */
+export async function answerTunnelChallenge(peerExt: Readonly<Record<string, unknown>> | undefined, creds: { keyPem: string; certPem: string }, now?: Date): Promise<{ proof: string }> {
+  const challenge = peerExt?.challenge;
+  if (typeof challenge !== "string" || challenge.length < 16 || challenge.length > 256) {
+    throw new PosternError("POSTERN_HANDSHAKE", "the engine sent no identity challenge");
+  }
+  return { proof: await createIdentityProof({ ...creds, audience: TUNNEL_PROOF_AUDIENCE, challenge, ...(now ? { now } : {}) }) };
 }

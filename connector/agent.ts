@@ -1,0 +1,149 @@
+/**
+ * The connector agent's lifecycle: load its identity, pull its configuration from control
+ * (group, engine endpoints, the internal URLs it may reach), keep tunnels to every engine,
+ * renew its certificate once it is older than the policy says (180 days by default) without
+ * touching live connections, and drain on stop. The request proxying on top of the tunnels
+ * lives in its own module; this one only hands it the streams.
+ */
+import { EventEmitter } from "node:events";
+import pino, { type Logger } from "pino";
+import type { MuxConfigInput } from "../engine/mux/config.js";
+import type { Session } from "../engine/mux/session.js";
+import type { Stream } from "../engine/mux/stream.js";
+import { ConfigFeed, ControlClient } from "../engine/protocol/control-client.js";
+import { createKeyAndCsr } from "../engine/protocol/csr.js";
+import { loadIdentity, saveIdentity, type StoredIdentity } from "../engine/protocol/enrollment.js";
+import type { ConnectorConfig } from "../engine/protocol/feed.js";
+import { TunnelPool } from "./tunnels.js";
+
+const DAY_MS = 86_400_000;
+
+export interface ConnectorAgentOptions {
+  readonly stateDir: string;
+  readonly version: string;
+  /** Tunnel connections to each engine endpoint. */
+  readonly connectionsPerEngine?: number; // 4
+  /** How often to check the certificate's age, ms. */
+  readonly renewCheckIntervalMs?: number; // 3_600_000 (1 h)
+  /** Fallback config pull period, ms. */
+  readonly pullIntervalMs?: number; // 60_000
+  /** The clock, injectable so renewal at day 180 is testable. */
+  readonly now?: () => Date;
+  /** Streams the engine opens; unset answers 503 (proxying is not wired in). */
+  readonly onStream?: (stream: Stream, session: Session, agent: ConnectorAgent) => void;
+  readonly mux?: MuxConfigInput;
+  readonly logger?: Logger;
+}
+
+interface AgentEvents {
+  config: [config: ConnectorConfig];
+  renewed: [serial: { notBefore: Date }];
+  connected: [url: string, session: Session];
+  disconnected: [url: string, err: Error | undefined];
+}
+
+export class ConnectorAgent extends EventEmitter<AgentEvents> {
+  #identity: StoredIdentity;
+  readonly #client: ControlClient;
+  readonly #feed: ConfigFeed<ConnectorConfig>;
+  readonly #tunnels: TunnelPool;
+  readonly #log: Logger;
+  readonly #now: () => Date;
+  #renewTimer: NodeJS.Timeout | undefined;
+  #renewing: Promise<boolean> | null = null;
+
+  constructor(private readonly options: ConnectorAgentOptions) {
+    super();
+    this.#identity = loadIdentity(options.stateDir, "connector");
+    this.#now = options.now ?? (() => new Date());
+    this.#log = options.logger ?? pino({ name: "connector", level: process.env.POSTERN_LOG_LEVEL ?? "info" }, pino.destination(2));
+    this.#client = new ControlClient({
+      controlUrl: this.#identity.controlUrl,
+      caPem: this.#identity.caPem,
+      credentials: () => this.#identity,
+      headers: { "x-postern-version": options.version },
+      now: this.#now,
+    });
+    this.#feed = new ConfigFeed<ConnectorConfig>(this.#client, { path: "/api/v1/feed/connector", pullIntervalMs: options.pullIntervalMs ?? 60_000 });
+    this.#tunnels = new TunnelPool({
+      credentials: () => this.#identity,
+      connectionsPerEngine: options.connectionsPerEngine ?? 4,
+      onStream: (stream, session) => (options.onStream ? options.onStream(stream, session, this) : refuseStream(stream)),
+      ...(options.mux ? { mux: options.mux } : {}),
+      logger: this.#log,
+      now: this.#now,
+    });
+    this.#tunnels.on("connected", (url, session) => this.emit("connected", url, session));
+    this.#tunnels.on("disconnected", (url, err) => this.emit("disconnected", url, err));
+  }
+
+  get id(): string {
+    return this.#identity.id;
+  }
+
+  get identity(): StoredIdentity {
+    return this.#identity;
+  }
+
+  get config(): ConnectorConfig | null {
+    return this.#feed.current;
+  }
+
+  get tunnels(): TunnelPool {
+    return this.#tunnels;
+  }
+
+  async start(): Promise<ConnectorConfig> {
+    this.#feed.on("config", (config) => {
+      this.#log.info({ version: config.version, group: config.group, engines: config.engines.length, apps: config.apps.length }, "configuration applied");
+      this.#tunnels.setEngines(config.engines);
+      this.emit("config", config);
+      void this.checkRenewal();
+    });
+    this.#feed.on("error", (err) => this.#log.warn({ err: err.message, code: (err as { code?: string }).code }, "configuration pull failed"));
+    const config = await this.#feed.start();
+    const period = this.options.renewCheckIntervalMs ?? 3_600_000;
+    this.#renewTimer = setInterval(() => void this.checkRenewal(), period);
+    this.#renewTimer.unref();
+    return config;
+  }
+
+  /** Renews the certificate if it is older than the policy allows; true when it did. */
+  checkRenewal(): Promise<boolean> {
+    this.#renewing ??= this.#renewIfDue().finally(() => {
+      this.#renewing = null;
+    });
+    return this.#renewing;
+  }
+
+  async #renewIfDue(): Promise<boolean> {
+    const after = this.#feed.current?.renewAfterDays ?? 180;
+    const ageDays = (this.#now().getTime() - this.#identity.issuedAt.getTime()) / DAY_MS;
+    if (ageDays < after) return false;
+    try {
+      const { keyPem, csrPem } = await createKeyAndCsr(this.#identity.id);
+      const issued = await this.#client.call<{ certificate: string; caCertificate: string }>("POST", "/api/v1/connectors/renew", { csr: csrPem });
+      // Save first, then switch: a crash in between leaves the old identity, which still works.
+      this.#identity = saveIdentity(this.options.stateDir, { ...this.#identity, keyPem, certPem: issued.certificate, caPem: issued.caCertificate });
+      this.#log.info({ ageDays: Math.floor(ageDays), notBefore: this.#identity.issuedAt }, "certificate renewed");
+      this.emit("renewed", { notBefore: this.#identity.issuedAt });
+      return true;
+    } catch (err) {
+      this.#log.error({ err: (err as Error).message, code: (err as { code?: string }).code }, "certificate renewal failed; will retry");
+      return false;
+    }
+  }
+
+  /** GOAWAY on every tunnel, finish in-flight streams within `graceMs`, stop pulling config. */
+  async stop(graceMs = 30_000): Promise<void> {
+    clearInterval(this.#renewTimer);
+    this.#feed.stop();
+    await this.#tunnels.drain(graceMs);
+    await this.#client.close();
+  }
+}
+
+function refuseStream(stream: Stream): void {
+  stream.respond({ status: 503, headers: ["content-type", "text/plain"] });
+  stream.end(Buffer.from("this connector does not proxy requests yet\n"));
+}

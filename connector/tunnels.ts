@@ -1,0 +1,133 @@
+/**
+ * The connector's outbound tunnels: N connections (default 4) to every engine endpoint the
+ * feed lists, each answering the engine's identity challenge with the connector's key. A lost
+ * connection is redialled with exponential backoff and full jitter; an endpoint that leaves
+ * the feed has its connections drained. Credentials are read per dial, so a renewed
+ * certificate is used by new connections while existing ones carry on.
+ */
+import { EventEmitter } from "node:events";
+import type { Logger } from "pino";
+import type { MuxConfigInput } from "../engine/mux/config.js";
+import type { Session } from "../engine/mux/session.js";
+import type { Stream } from "../engine/mux/stream.js";
+import { dialTunnel } from "../engine/mux/ws-transport.js";
+import { Backoff } from "../engine/protocol/backoff.js";
+import { answerTunnelChallenge } from "../engine/protocol/identity.js";
+import { isPosternError } from "../engine/protocol/errors.js";
+
+export interface TunnelCredentials {
+  readonly keyPem: string;
+  readonly certPem: string;
+  readonly caPem: string;
+}
+
+export interface TunnelPoolOptions {
+  readonly credentials: () => TunnelCredentials;
+  readonly connectionsPerEngine: number;
+  readonly onStream: (stream: Stream, session: Session) => void;
+  readonly mux?: MuxConfigInput;
+  readonly logger: Logger;
+  readonly now?: () => Date;
+}
+
+interface TunnelPoolEvents {
+  connected: [url: string, session: Session];
+  disconnected: [url: string, err: Error | undefined];
+}
+
+/** A connection up at least this long counts as healthy, ms. */
+const STABLE_CONNECTION_MS = 10_000;
+
+/** One slot: keeps one connection to one engine up until stopped. */
+class TunnelSlot {
+  session: Session | null = null;
+  #stopped = false;
+  readonly #backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly url: string, private readonly pool: TunnelPool, private readonly options: TunnelPoolOptions) {
+    void this.#run();
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopped) {
+      const creds = this.options.credentials();
+      try {
+        const session = await dialTunnel({
+          url: this.url,
+          tls: { ca: creds.caPem, cert: creds.certPem, key: creds.keyPem },
+          connectTimeoutMs: 10_000,
+          session: {
+            ...(this.options.mux ? { config: this.options.mux } : {}),
+            helloExt: (peer) => answerTunnelChallenge(peer?.ext, creds, this.options.now?.()),
+          },
+        });
+        if (this.#stopped) {
+          session.close();
+          return;
+        }
+        this.session = session;
+        const connectedAt = Date.now();
+        session.on("stream", (stream: Stream) => this.options.onStream(stream, session));
+        this.pool.emit("connected", this.url, session);
+        const err = await new Promise<Error | undefined>((resolve) => session.once("close", resolve));
+        this.session = null;
+        this.pool.emit("disconnected", this.url, err);
+        // Only a connection that stayed up resets the backoff: an engine that refuses us right
+        // after the handshake (revoked, disabled) must not be hammered.
+        if (Date.now() - connectedAt > STABLE_CONNECTION_MS) this.#backoff.reset();
+        if (err && !isPosternError(err, "POSTERN_GOAWAY")) this.options.logger.warn({ url: this.url, code: (err as { code?: string }).code, err: err.message }, "tunnel closed");
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        this.options.logger.warn({ url: this.url, code: e.code, err: e.message }, "tunnel dial failed");
+      }
+      if (this.#stopped) return;
+      await new Promise<void>((resolve) => {
+        this.#timer = setTimeout(resolve, this.#backoff.next());
+      });
+    }
+  }
+
+  stop(graceMs: number): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    const session = this.session;
+    return session ? session.drain(graceMs).catch(() => undefined) : Promise.resolve();
+  }
+}
+
+export class TunnelPool extends EventEmitter<TunnelPoolEvents> {
+  readonly #slots = new Map<string, TunnelSlot[]>();
+
+  constructor(private readonly options: TunnelPoolOptions) {
+    super();
+  }
+
+  /** Converges on exactly these engine endpoints. */
+  setEngines(urls: readonly string[]): void {
+    const wanted = new Set(urls);
+    for (const [url, slots] of this.#slots) {
+      if (!wanted.has(url)) {
+        this.#slots.delete(url);
+        for (const slot of slots) void slot.stop(30_000);
+      }
+    }
+    for (const url of wanted) {
+      if (!this.#slots.has(url)) {
+        this.#slots.set(url, Array.from({ length: this.options.connectionsPerEngine }, () => new TunnelSlot(url, this, this.options)));
+      }
+    }
+  }
+
+  /** Live sessions, by engine URL. */
+  sessions(): Session[] {
+    return [...this.#slots.values()].flat().map((s) => s.session).filter((s): s is Session => s !== null);
+  }
+
+  /** GOAWAY on every connection; resolves when in-flight streams finish or `graceMs` passes. */
+  async drain(graceMs: number): Promise<void> {
+    const slots = [...this.#slots.values()].flat();
+    this.#slots.clear();
+    await Promise.all(slots.map((s) => s.stop(graceMs)));
+  }
+}

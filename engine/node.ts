@@ -1,0 +1,98 @@
+/**
+ * An engine node's lifecycle around the data path: its identity (enrolled with control at
+ * bootstrap), the config feed from control, the connector registry that feed keeps current,
+ * and the tunnel listener connectors dial. The public edge builds on top of this.
+ */
+import { join } from "node:path";
+import pino, { type Logger } from "pino";
+import type { MuxConfigInput } from "./mux/config.js";
+import { ConfigFeed, ControlClient } from "./protocol/control-client.js";
+import { loadIdentity, type StoredIdentity } from "./protocol/enrollment.js";
+import type { EngineConfig } from "./protocol/feed.js";
+import type { Listening } from "./uws/index.js";
+import { ConnectorRegistry } from "./tunnel/registry.js";
+import { startTunnelListener } from "./tunnel/listener.js";
+
+export interface EngineNodeOptions {
+  /** Holds engine.key, engine.crt, tenant-ca.crt and engine.json from enrollment. */
+  readonly stateDir: string;
+  readonly tunnelHost: string;
+  readonly tunnelPort: number;
+  /** The wss:// URL connectors should dial, reported to control; default from host and port. */
+  readonly tunnelUrl?: string;
+  readonly version: string;
+  readonly pullIntervalMs?: number; // 60_000
+  readonly mux?: MuxConfigInput;
+  readonly now?: () => Date;
+  readonly logger?: Logger;
+}
+
+export class EngineNode {
+  #config: EngineConfig | null = null;
+
+  private constructor(
+    readonly identity: StoredIdentity,
+    readonly registry: ConnectorRegistry,
+    readonly tunnelUrl: string,
+    private readonly feed: ConfigFeed<EngineConfig>,
+    private readonly client: ControlClient,
+    private readonly tunnel: Listening,
+  ) {}
+
+  static async start(options: EngineNodeOptions): Promise<EngineNode> {
+    const log = options.logger ?? pino({ name: "engine", level: process.env.POSTERN_LOG_LEVEL ?? "info" }, pino.destination(2));
+    const identity = loadIdentity(options.stateDir, "engine");
+    const registry = new ConnectorRegistry();
+    const tunnel = await startTunnelListener({
+      host: options.tunnelHost,
+      port: options.tunnelPort,
+      keyFile: join(options.stateDir, "engine.key"),
+      certFile: join(options.stateDir, "engine.crt"),
+      caFile: join(options.stateDir, "tenant-ca.crt"),
+      registry,
+      logger: log,
+      ...(options.mux ? { mux: options.mux } : {}),
+      ...(options.now ? { now: options.now } : {}),
+    });
+    const tunnelUrl = options.tunnelUrl ?? `wss://${options.tunnelHost.includes(":") ? `[${options.tunnelHost}]` : options.tunnelHost}:${tunnel.port}/tunnel`;
+    const client = new ControlClient({
+      controlUrl: identity.controlUrl,
+      caPem: identity.caPem,
+      credentials: () => identity,
+      headers: { "x-postern-version": options.version, "x-postern-tunnel-url": tunnelUrl },
+      ...(options.now ? { now: options.now } : {}),
+    });
+    const feed = new ConfigFeed<EngineConfig>(client, { path: "/api/v1/feed/engine", pullIntervalMs: options.pullIntervalMs ?? 60_000 });
+    const node = new EngineNode(identity, registry, tunnelUrl, feed, client, tunnel);
+    feed.on("config", (config) => {
+      node.#config = config;
+      const closed = registry.apply(config.connectors);
+      log.info({ version: config.version, apps: config.apps.length, connectors: config.connectors.length, closed }, "configuration applied");
+    });
+    feed.on("error", (err) => log.warn({ err: err.message, code: (err as { code?: string }).code }, "configuration pull failed"));
+    try {
+      await feed.start();
+    } catch (err) {
+      tunnel.close();
+      await client.close();
+      throw err;
+    }
+    log.info({ engine: identity.id, tunnelUrl }, "engine ready");
+    return node;
+  }
+
+  get config(): EngineConfig | null {
+    return this.#config;
+  }
+
+  get tunnelPort(): number {
+    return this.tunnel.port;
+  }
+
+  async close(): Promise<void> {
+    this.feed.stop();
+    this.tunnel.close();
+    for (const live of this.registry.connections()) live.session.close();
+    await this.client.close();
+  }
+}

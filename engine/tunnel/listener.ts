@@ -1,0 +1,76 @@
+/**
+ * The engine's tunnel listener: TLS (uWS SSLApp) with the tenant CA as a first gate, then the
+ * identity proof inside the HELLO exchange, because this uWS build lets clients without a
+ * certificate through the TLS handshake and never shows JavaScript the peer certificate. Each
+ * connection gets its own random challenge; the connector must sign it with the key of a
+ * certificate from the tenant CA that the registry still allows.
+ */
+import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { Logger } from "pino";
+import type { MuxConfigInput } from "../mux/config.js";
+import type { SessionOptions } from "../mux/session.js";
+import { attachTunnel } from "../mux/uws-transport.js";
+import { TUNNEL_PROOF_AUDIENCE, tunnelChallenge, verifyIdentityProof, type PeerIdentity } from "../protocol/identity.js";
+import { listen, uws, type Listening } from "../uws/index.js";
+import type { ConnectorRegistry } from "./registry.js";
+
+export interface TunnelListenerOptions {
+  readonly host: string;
+  readonly port: number;
+  /** PEM files: the engine's key and certificate, and the tenant CA. */
+  readonly keyFile: string;
+  readonly certFile: string;
+  readonly caFile: string;
+  readonly registry: ConnectorRegistry;
+  readonly mux?: MuxConfigInput;
+  readonly logger: Logger;
+  readonly now?: () => Date;
+}
+
+export async function startTunnelListener(options: TunnelListenerOptions): Promise<Listening> {
+  const { registry, logger } = options;
+  const caCerts = [new X509Certificate(readFileSync(options.caFile))];
+  const app = uws.SSLApp({ key_file_name: options.keyFile, cert_file_name: options.certFile, ca_file_name: options.caFile });
+  // The identity each connection proved, keyed by the session options made for it.
+  const proved = new WeakMap<object, PeerIdentity>();
+  attachTunnel(app, {
+    session: ({ remoteAddress }) => {
+      const ext = tunnelChallenge();
+      const sessionOptions: Omit<SessionOptions, "role"> = {
+        ...(options.mux ? { config: options.mux } : {}),
+        helloExt: () => ext,
+        verifyPeer: async (hello) => {
+          try {
+            const identity = await verifyIdentityProof(hello.ext.proof, {
+              caCerts,
+              audience: TUNNEL_PROOF_AUDIENCE,
+              challenge: ext.challenge,
+              ...(options.now ? { now: options.now() } : {}),
+              allow: (peer) => registry.refusal(peer),
+            });
+            proved.set(sessionOptions, identity);
+          } catch (err) {
+            logger.warn({ remoteAddress, err: (err as Error).message }, "tunnel refused");
+            throw err;
+          }
+        },
+      };
+      return sessionOptions;
+    },
+    onSession: (session, { remoteAddress, options: sessionOptions }) => {
+      session.ready.then(
+        () => {
+          const identity = proved.get(sessionOptions)!;
+          // The table may have changed while the session finished its handshake.
+          if (registry.refusal(identity) !== undefined) return session.close();
+          registry.add({ identity, session, remoteAddress });
+          logger.info({ connector: identity.id, serial: identity.serial, remoteAddress }, "connector connected");
+          session.once("close", (err?: Error) => logger.info({ connector: identity.id, reason: err?.message }, "connector disconnected"));
+        },
+        () => undefined,
+      );
+    },
+  });
+  return listen(app, options.host, options.port);
+}
