@@ -1,22 +1,39 @@
 #!/usr/bin/env node
 /**
- * The `postern` command. Subcommands arrive with the issues that build them (control plane,
- * data path, load testing); today: `up`, which starts an engine tunnel endpoint and a
- * connector on loopback and proves the multiplexed tunnel end to end.
+ * The `postern` command: one entry point, each subcommand in its own module (loaded on use,
+ * so `postern app list` does not load the IdP). Usage mistakes exit 2, refusals from control
+ * print control's message and stable code and exit 1.
  */
-import { runUp } from "./up.js";
+import { UsageError, describeControlError } from "./admin.js";
 
 const HELP = `postern — self-hosted application proxy
 
 Usage: postern <command> [options]
 
 Commands:
-  up          Start an engine tunnel endpoint and a connector on this host (demo)
+  up          Control, engine and connector on this host with embedded defaults (demo)
+  control     Run the control plane (store, CA, built-in IdP, admin API, config feed)
+  engine      Run an engine node (enrols with control on first run)
+  connector   register | run | list | disable | enable | remove
+  app         add | list | show | update | remove
+  group       Connector groups: add | list | remove
+  user        add (built-in IdP)
+  login       Device-code sign-in at control's IdP; prints an access token
   version     Print the version
 
-Options:
-  -h, --help  Show help for a command
+Every command takes --help.
 `;
+
+const COMMANDS: Record<string, () => Promise<(args: string[]) => Promise<number>>> = {
+  up: async () => (await import("./up.js")).runUp,
+  control: async () => (await import("./services.js")).runControl,
+  engine: async () => (await import("./services.js")).runEngine,
+  connector: async () => (await import("./services.js")).runConnector,
+  user: async () => (await import("./services.js")).runUser,
+  app: async () => (await import("./apps.js")).runApp,
+  group: async () => (await import("./apps.js")).runGroup,
+  login: async () => (await import("./login.js")).runLogin,
+};
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -25,14 +42,15 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === "version" || command === "--version") {
-    const { createRequire } = await import("node:module");
-    const pkg = createRequire(import.meta.url)("../../package.json") as { version: string };
-    process.stdout.write(`${pkg.version}\n`);
+    process.stdout.write(`${(await import("./services.js")).VERSION}\n`);
     return 0;
   }
-  if (command === "up") return runUp(rest);
-  process.stderr.write(`postern: unknown command "${command}"\n\n${HELP}`);
-  return 2;
+  const load = COMMANDS[command];
+  if (!load) {
+    process.stderr.write(`postern: unknown command "${command}"\n\n${HELP}`);
+    return 2;
+  }
+  return (await load())(rest);
 }
 
 main(process.argv.slice(2)).then(
@@ -40,8 +58,8 @@ main(process.argv.slice(2)).then(
     if (code !== 0) process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`postern: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
+    const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+    process.stderr.write(`postern: ${describeControlError(err) ?? (err instanceof Error ? err.message : String(err))}\n`);
+    process.exitCode = usage ? 2 : 1;
   },
 );
-

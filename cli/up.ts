@@ -1,33 +1,53 @@
+/**
+ * `postern up`: the all-in-one deployment on embedded defaults, in one process: control
+ * (SQLite, built-in IdP, tenant CA), an engine node and a connector, enrolled with each other
+ * on first run and reused from --data-dir afterwards. Prints the URLs and the demo admin,
+ * or with --json one line once everything is ready.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { attachTunnel } from "../engine/mux/uws-transport.js";
-import { dialTunnel } from "../engine/mux/ws-transport.js";
-import type { Session } from "../engine/mux/session.js";
-import type { Stream } from "../engine/mux/stream.js";
-import { listen, uws } from "../engine/uws/index.js";
+import { UsageError, defaultDataDir } from "./admin.js";
+import { VERSION, untilSignal } from "./services.js";
 
 const HELP = `Usage: postern up [options]
 
-Starts, in this process, an engine tunnel endpoint on loopback and a connector that dials it,
-then checks the multiplexed tunnel end to end (round trip and streams per second) and keeps
-running until Ctrl-C, when the connector drains (GOAWAY) and exits.
+Starts control, an engine and a connector on this host with embedded defaults and keeps them
+running until Ctrl-C (the connector drains first).
 
 Options:
-  --port N        Tunnel port (default 7700; 0 picks a free one)
-  --check N       Streams in the start-up check (default 2000)
-  --once          Exit after the check instead of staying up
-  --json          Print the result as JSON
-  -h, --help      Show this help
+  --data-dir DIR        State directory (default $POSTERN_DATA_DIR or ~/.local/share/postern)
+  --control-port N      Control plane port (default 9443, env POSTERN_CONTROL_PORT; 0 = free port)
+  --tunnel-port N       Engine tunnel port (default 7700, env POSTERN_TUNNEL_PORT; 0 = free port)
+  --once                Exit once everything is ready (for checks)
+  --json                Print one JSON line when ready
+  -h, --help            Show this help
+
+Admin commands find this deployment's credential in DATA_DIR, e.g.
+  postern app add --name Wiki --internal-url http://wiki.corp/ --data-dir DIR
 `;
+
+interface DemoUser {
+  username: string;
+  password: string;
+  roles: ("Global Administrator")[];
+}
+
+function port(value: string | undefined, env: string, fallback: number, flag: string): number {
+  const raw = value ?? process.env[env];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${flag} must be 0..65535, got "${raw}"`);
+  return n;
+}
 
 export async function runUp(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
-      port: { type: "string", default: "7700" },
-      check: { type: "string", default: "2000" },
-      once: { type: "boolean", default: false },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
+      "data-dir": { type: "string" }, "control-port": { type: "string" }, "tunnel-port": { type: "string" },
+      once: { type: "boolean", default: false }, json: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
   });
@@ -35,72 +55,62 @@ export async function runUp(args: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const port = Number(values.port);
-  const checkCount = Number(values.check);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got "${values.port}"`);
-  if (!Number.isInteger(checkCount) || checkCount < 1) throw new Error(`--check must be a positive integer, got "${values.check}"`);
+  const dataDir = values["data-dir"] ?? defaultDataDir();
+  const controlPort = port(values["control-port"], "POSTERN_CONTROL_PORT", 9443, "control-port");
+  const tunnelPort = port(values["tunnel-port"], "POSTERN_TUNNEL_PORT", 7700, "tunnel-port");
 
-  const app = uws.App();
-  let engineSide: Session | null = null;
-  const accepted = new Promise<Session>((resolve) => {
-    attachTunnel(app, { session: {}, onSession: (s) => s.ready.then(() => resolve((engineSide = s)), () => {}) });
-  });
-  const listener = await listen(app, "127.0.0.1", port);
-  const tunnelPort = listener.port;
-  const url = `ws://127.0.0.1:${tunnelPort}/tunnel`;
+  const { startControl } = await import("../control/server.js");
+  const { enroll, identityExists } = await import("../engine/protocol/enrollment.js");
+  const { EngineNode } = await import("../engine/node.js");
+  const { ConnectorAgent } = await import("../connector/agent.js");
 
-  const connector = await dialTunnel({ url, session: {} });
-  connector.on("stream", (s: Stream) => {
-    s.respond({ status: 200, headers: ["content-type", "text/plain"] });
-    s.end(Buffer.from(`hello from the connector: ${s.requestHead.method} ${s.requestHead.target}\n`));
-  });
-  const engine = await accepted;
-
-  const rtt = await engine.ping();
-  const t0 = performance.now();
-  let inFlight = 0;
-  let opened = 0;
-  await new Promise<void>((resolve, reject) => {
-    const next = (): void => {
-      while (inFlight < 100 && opened < checkCount) {
-        opened++;
-        inFlight++;
-        const st = engine.open({ method: "GET", target: `/check/${opened}`, headers: [] }, { end: true });
-        st.on("data", () => {});
-        st.once("close", (err) => {
-          inFlight--;
-          if (err) return reject(err);
-          if (opened === checkCount && inFlight === 0) resolve();
-          else next();
-        });
-      }
-    };
-    next();
-  });
-  const streamsPerSecond = checkCount / ((performance.now() - t0) / 1000);
-  const result = { tunnel: url, rttMs: Number(rtt.toFixed(3)), checkStreams: checkCount, streamsPerSecond: Math.round(streamsPerSecond) };
-  if (values.json) process.stdout.write(JSON.stringify(result) + "\n");
-  else {
-    process.stdout.write(
-      `Postern tunnel up\n  engine tunnel endpoint  ${url}\n  connector               connected, RTT ${result.rttMs} ms\n` +
-        `  check                   ${checkCount} streams at ${result.streamsPerSecond.toLocaleString("en-US")} streams/s\n` +
-        (values.once ? "" : "Press Ctrl-C to stop.\n"),
-    );
+  // Plain HTTP on loopback: a local demo a browser can open without certificate warnings.
+  const control = await startControl({ dataDir, host: "127.0.0.1", port: controlPort, tls: "off" });
+  await control.writeLocalCredential();
+  const usersFile = join(dataDir, "demo-users.json");
+  let users: DemoUser[];
+  if (existsSync(usersFile)) {
+    users = JSON.parse(readFileSync(usersFile, "utf8")) as DemoUser[];
+  } else {
+    users = [{ username: "admin", password: randomBytes(9).toString("base64url"), roles: ["Global Administrator"] }];
+    writeFileSync(usersFile, JSON.stringify(users, null, 2) + "\n", { mode: 0o600 });
   }
+  for (const user of users) await control.ensureUser(user);
 
-  const stop = async (): Promise<void> => {
-    await connector.drain(5_000);
-    (engineSide as Session | null)?.close();
-    listener.close();
-  };
-  if (values.once) {
-    await stop();
-    return 0;
+  const token = await control.mintToken({ name: "postern-up", roles: ["Global Administrator"] }, 600);
+  const engineDir = join(dataDir, "engine");
+  const connectorDir = join(dataDir, "connector");
+  if (!identityExists(engineDir, "engine")) {
+    await enroll({ kind: "engine", controlUrl: control.url, token, stateDir: engineDir, controlCaPem: control.caCertPem, fields: { tunnelUrl: `wss://127.0.0.1:${tunnelPort}/tunnel` } });
   }
-  await new Promise<void>((resolve) => {
-    const onSignal = (): void => void stop().then(resolve);
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
-  });
+  const engine = await EngineNode.start({ stateDir: engineDir, tunnelHost: "127.0.0.1", tunnelPort, version: VERSION });
+  if (!identityExists(connectorDir, "connector")) {
+    await enroll({ kind: "connector", controlUrl: control.url, token, stateDir: connectorDir, controlCaPem: control.caCertPem, fields: { version: VERSION } });
+  }
+  const connector = new ConnectorAgent({ stateDir: connectorDir, version: VERSION, connectionsPerEngine: 2 });
+  const connected = new Promise<void>((resolve) => connector.once("connected", () => resolve()));
+  await connector.start();
+  await connected;
+
+  const apps = (await control.context.store.listApps(control.context.tenant.id)).map((a) => ({
+    name: a.settings.name, externalUrl: a.settings.externalUrl, internalUrl: a.settings.internalUrl, preAuthentication: a.settings.preAuthentication,
+  }));
+  const ready = { control: control.url, engine: engine.tunnelUrl, apps, users };
+  if (values.json) {
+    process.stdout.write(JSON.stringify(ready) + "\n");
+  } else {
+    process.stdout.write(`Postern is up (data in ${dataDir})
+  control plane:  ${control.url}   (OpenAPI: ${control.url}/api/v1/openapi.json)
+  engine tunnel:  ${engine.tunnelUrl}
+  connector:      ${connector.id} (${engine.registry.connections().length} tunnel connection(s))
+  sign in as:     ${users.map((u) => `${u.username} / ${u.password} (${u.roles.join(", ")})`).join("; ")}
+Publish an app:   postern app add --name Wiki --internal-url http://wiki.corp/ --data-dir ${dataDir}
+Ctrl-C stops everything.
+`);
+  }
+  if (!values.once) await untilSignal();
+  await connector.stop(values.once ? 1000 : 30_000);
+  await engine.close();
+  await control.close();
   return 0;
 }

@@ -13,6 +13,9 @@ export interface LifecyclePolicy {
   readonly inactiveAfterDays: number; // 10
 }
 
+/** The local admin credential in a data directory: `{ control, token, caCertificate }`, mode 0600. */
+export const CREDENTIAL_FILE = "credentials.json";
+
 export const DEFAULT_POLICY: LifecyclePolicy = Object.freeze({ certificateDays: 365, renewAfterDays: 180, inactiveAfterDays: 10 });
 
 export interface ControlContext {

@@ -11,9 +11,10 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
 import { TenantCa } from "./ca.js";
-import { DEFAULT_POLICY, type ControlContext, type LifecyclePolicy } from "./context.js";
+import { CREDENTIAL_FILE, DEFAULT_POLICY, type ControlContext, type LifecyclePolicy } from "./context.js";
 import { FeedHub } from "./feed.js";
-import { BuiltInIdp, CONTROL_API_AUDIENCE } from "./idp/provider.js";
+import { CONTROL_API_AUDIENCE } from "./idp/constants.js";
+import { BuiltInIdp } from "./idp/provider.js";
 import { hashPassword } from "./idp/passwords.js";
 import { loadMasterKey } from "./secrets.js";
 import { openSqliteStore } from "./store/sqlite.js";
@@ -63,7 +64,6 @@ export interface ControlHandle {
   close(): Promise<void>;
 }
 
-export const CREDENTIAL_FILE = "credentials.json";
 const DEFAULT_TENANT_ID = "default";
 
 export async function startControl(options: ControlOptions): Promise<ControlHandle> {

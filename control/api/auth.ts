@@ -8,7 +8,7 @@
  */
 import { X509Certificate } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JWK, type JWTVerifyGetKey } from "jose";
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JWK, type JWTVerifyGetKey } from "jose";
 import { CONTROL_PROOF_AUDIENCE } from "../../engine/protocol/control-client.js";
 import { verifyIdentityProof } from "../../engine/protocol/identity.js";
 import { ROLES, type Role, type Store } from "../store/types.js";
@@ -50,6 +50,15 @@ export function createAuthenticator(options: {
 
   return {
     async user(token): Promise<Caller & { kind: "user" }> {
+      let claimedIssuer: unknown;
+      try {
+        claimedIssuer = decodeJwt(token).iss;
+      } catch {
+        throw new ApiError("POSTERN_TOKEN_INVALID", "bearer token refused: the token is malformed");
+      }
+      if (claimedIssuer !== trust.issuer) {
+        throw new ApiError("POSTERN_TOKEN_INVALID", `bearer token refused: it comes from another issuer (${String(claimedIssuer)}); this control trusts ${trust.issuer}`);
+      }
       let payload;
       try {
         ({ payload } = await jwtVerify(token, keys, {

@@ -14,13 +14,10 @@ import * as OTPAuth from "otpauth";
 import type { Sealer } from "../secrets.js";
 import type { Store, User, Role } from "../store/types.js";
 import { storeAdapter } from "./adapter.js";
+import { CLI_CLIENT_ID, CONTROL_API_AUDIENCE } from "./constants.js";
 import { loginPage, page } from "./pages.js";
 import { verifyPassword } from "./passwords.js";
 
-/** Audience (resource indicator) of access tokens for the control API. */
-export const CONTROL_API_AUDIENCE = "urn:postern:control";
-/** The public client the CLI uses (device authorization grant). */
-export const CLI_CLIENT_ID = "postern-cli";
 /** Largest sign-in form body read. */
 const MAX_FORM_BYTES = 16 * 1024;
 /** Failed sign-ins per username within the window before further attempts are refused. */
@@ -168,7 +165,7 @@ export class BuiltInIdp {
       .setSubject(claims.sub)
       .setIssuedAt()
       .setJti(randomUUID())
-      .setExpirationTime(`${ttlSeconds}s`)
+      .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
       .sign(key);
   }
 
