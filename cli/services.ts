@@ -3,13 +3,13 @@
  * `postern connector register|run|list|disable|enable|remove`, `postern user add`.
  */
 import { writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ADMIN_HELP, ADMIN_OPTIONS, UsageError, adminCall, defaultDataDir, resolveAdmin, table, type AdminTarget } from "./admin.js";
 import { deviceLogin } from "./login.js";
+import { VERSION } from "../engine/version.js";
 
-export const VERSION = (createRequire(import.meta.url)("../../package.json") as { version: string }).version;
+export { VERSION };
 
 /** Resolves on SIGINT/SIGTERM with the signal's name. */
 export function untilSignal(): Promise<string> {

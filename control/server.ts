@@ -4,12 +4,14 @@
  * node:http(s) server. Control is not on the request path, so plain Node HTTP is the right
  * tool here; oidc-provider needs it anyway.
  */
+import { randomUUID } from "node:crypto";
 import { mkdirSync, writeFileSync, renameSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
+import { VERSION } from "../engine/version.js";
 import { TenantCa } from "./ca.js";
 import { CREDENTIAL_FILE, DEFAULT_POLICY, type ControlContext, type LifecyclePolicy } from "./context.js";
 import { FeedHub } from "./feed.js";
@@ -25,7 +27,6 @@ import { connectorRoutes, sweepInactive } from "./api/connectors.js";
 import { directoryRoutes } from "./api/directory.js";
 import { openApiDocument } from "./api/openapi.js";
 import { Router, sendJson, type Route } from "./api/router.js";
-import { randomUUID } from "node:crypto";
 
 export interface ControlOptions {
   /** Holds control.db, master.key and the local admin credential. */
@@ -124,8 +125,7 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
   const router = new Router(routes, authenticator, async (entry) => {
     await store.appendAudit({ ...entry, at: now().toISOString(), tenantId: tenant.id });
   }, (err, requestId) => log.error({ err, requestId }, "control API internal error"));
-  const version = (await import("node:module")).createRequire(import.meta.url)("../../package.json").version as string;
-  const openApi = JSON.stringify(openApiDocument(routes, version));
+  const openApi = JSON.stringify(openApiDocument(routes, VERSION));
 
   handler = (req, res) => {
     const path = (req.url ?? "/").split("?")[0]!;

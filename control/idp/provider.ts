@@ -72,6 +72,8 @@ export class BuiltInIdp {
         redirect_uris: [],
       }],
       jwks: { keys: [signingKey] },
+      // The one signing key is P-256: every client's tokens are ES256.
+      clientDefaults: { id_token_signed_response_alg: "ES256", grant_types: ["authorization_code"], response_types: ["code"] },
       cookies: { keys: cookieKeys },
       claims: {
         openid: ["sub", "amr", "tid"],
