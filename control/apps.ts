@@ -73,6 +73,10 @@ export function problemsFromZod(error: z.ZodError): Problem[] {
       const keys = issue.keys.map((k) => (path ? `${path}.${k}` : k));
       return { field: keys.join(", "), message: `unknown setting ${keys.map((k) => `"${k}"`).join(", ")}` };
     }
+    if (issue.code === "invalid_key") {
+      const key = String(issue.path[issue.path.length - 1]);
+      return { field: path, message: `"${key}" is not valid: ${issue.issues.map((i) => i.message).join("; ")}` };
+    }
     return { field: path || "(body)", message: issue.message };
   });
 }
