@@ -54,6 +54,24 @@ export const appSettingsSchema = z.object({
   ssoHeaders: z.record(headerName, z.string().min(1).max(128)).default({}),
 }).strict();
 
+/**
+ * The schema of a change: every field optional and no defaults filled in, nested objects
+ * included, so a PATCH names only what it changes (a default would silently reset a field).
+ */
+export const appPatchSchema = partialWithoutDefaults(appSettingsSchema);
+
+function partialWithoutDefaults<T extends z.ZodRawShape>(schema: z.ZodObject<T>): z.ZodObject {
+  const shape: Record<string, z.ZodType> = {};
+  for (const [key, field] of Object.entries(schema.shape)) {
+    let inner = field as z.ZodType;
+    while (inner instanceof z.ZodDefault || inner instanceof z.ZodPrefault || inner instanceof z.ZodOptional) {
+      inner = inner.unwrap() as z.ZodType;
+    }
+    shape[key] = (inner instanceof z.ZodObject ? partialWithoutDefaults(inner) : inner).optional();
+  }
+  return z.object(shape).strict();
+}
+
 export type AppInput = z.input<typeof appSettingsSchema>;
 export type AppSettings = Readonly<z.output<typeof appSettingsSchema>>;
 

@@ -1,6 +1,6 @@
 /** /api/v1/apps: publish, inspect, change and remove apps, and upload custom-domain certificates. */
 import { z } from "zod";
-import { appSettingsSchema, defaultExternalUrl, parseApp, type AppSettings } from "../apps.js";
+import { appPatchSchema, appSettingsSchema, defaultExternalUrl, parseApp, type AppSettings } from "../apps.js";
 import type { ControlContext } from "../context.js";
 import { checkDomainCertificate, nameCovers, type CertificateUpload } from "../domain-certs.js";
 import { StoreConflict, type App, type Role, type StoredDomainCertificate } from "../store/types.js";
@@ -18,11 +18,7 @@ const certificateUpload = z.discriminatedUnion("format", [
 ]);
 
 const createBody = appSettingsSchema.partial({ externalUrl: true }).extend({ certificate: certificateUpload.optional() }).strict();
-const patchBody = appSettingsSchema.partial().extend({
-  cookie: appSettingsSchema.shape.cookie.unwrap().partial().optional(),
-  policy: appSettingsSchema.shape.policy.unwrap().partial().optional(),
-  assignments: appSettingsSchema.shape.assignments.unwrap().partial().optional(),
-}).strict();
+const patchBody = appPatchSchema as z.ZodType<Partial<AppSettings> & { cookie?: Partial<AppSettings["cookie"]>; policy?: Partial<AppSettings["policy"]>; assignments?: Partial<AppSettings["assignments"]> }>;
 
 const appView = appSettingsSchema.extend({
   certificate: z.object({ dnsNames: z.array(z.string()), notAfter: z.string(), fingerprintSha256: z.string() }).nullable(),

@@ -98,7 +98,7 @@ export function directoryRoutes(ctx: ControlContext): Route[] {
       response: z.object({ entries: z.array(z.object({ id: z.number(), at: z.string(), actor: z.string(), action: z.string(), target: z.string(), outcome: z.string(), detail: z.record(z.string(), z.unknown()) })) }),
       handler: async (call) => ({
         status: 200,
-        body: { entries: await store.listAudit({ tenantId: tenant.id, limit: call.query.limit, ...(call.query.before ? { beforeId: call.query.before } : {}) }) },
+        body: { entries: (await store.listAudit({ tenantId: tenant.id, limit: call.query.limit, ...(call.query.before ? { beforeId: call.query.before } : {}) })).map(({ tenantId: _t, ...e }) => e) },
       }),
     }),
     route({
@@ -106,7 +106,7 @@ export function directoryRoutes(ctx: ControlContext): Route[] {
       response: z.object({ entries: z.array(z.object({ id: z.number(), at: z.string(), username: z.string(), outcome: z.string(), reason: z.string(), client: z.string() })) }),
       handler: async (call) => ({
         status: 200,
-        body: { entries: await store.listSignIns({ tenantId: tenant.id, limit: call.query.limit, ...(call.query.before ? { beforeId: call.query.before } : {}) }) },
+        body: { entries: (await store.listSignIns({ tenantId: tenant.id, limit: call.query.limit, ...(call.query.before ? { beforeId: call.query.before } : {}) })).map(({ tenantId: _t, ...e }) => e) },
       }),
     }),
   ];

@@ -117,6 +117,7 @@ export class Router {
       matched = found.route;
       target = Object.values(found.params).join("/") || url.pathname;
       caller = await this.#authenticate(matched, req);
+      this.#authorize(matched, caller);
       const query = matched.query ? parseWith(matched.query, Object.fromEntries(url.searchParams), "query") : {};
       const raw = matched.body ? await readJson(req) : undefined;
       const body = matched.body ? parseWith(matched.body, raw, "body") : undefined;
@@ -175,12 +176,16 @@ export class Router {
     }
     const m = /^Bearer\s+(\S+)$/i.exec(header);
     if (!m) throw new ApiError("POSTERN_AUTH_REQUIRED", "sign in first: this endpoint needs Authorization: Bearer <token>");
-    const user = await this.auth.user(m[1]!);
+    return this.auth.user(m[1]!);
+  }
+
+  /** Separate from authentication so a refusal is audited under the caller's name. */
+  #authorize(r: Route, caller: Caller): void {
     const allowed = typeof r.auth === "object" ? r.auth.roles : undefined;
-    if (allowed !== undefined && !user.roles.some((role) => allowed.includes(role))) {
-      throw new ApiError("POSTERN_FORBIDDEN", `${r.method} ${r.path} needs one of the roles: ${allowed.join(", ")}; you have ${user.roles.length > 0 ? user.roles.join(", ") : "no admin role"}`);
+    if (allowed === undefined || caller.kind !== "user") return;
+    if (!caller.roles.some((role) => allowed.includes(role))) {
+      throw new ApiError("POSTERN_FORBIDDEN", `${r.method} ${r.path} needs one of the roles: ${allowed.join(", ")}; you have ${caller.roles.length > 0 ? caller.roles.join(", ") : "no admin role"}`);
     }
-    return user;
   }
 
   async #audit(r: Route, caller: Caller | undefined, target: string, outcome: "success" | "failure", detail: Record<string, unknown>): Promise<void> {

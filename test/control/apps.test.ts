@@ -67,9 +67,11 @@ describe("apps through the API", () => {
     const dup = await api(control.url, "POST", "/api/v1/apps", admin, { name: "Payroll 2", internalUrl: "http://payroll.corp/" });
     expect(dup.status).toBe(422);
     expect(dup.body.error).toMatchObject({ code: "POSTERN_VALIDATION", problems: [{ field: "internalUrl" }] });
+    expect((await api(control.url, "PATCH", "/api/v1/apps/Payroll", admin, { maintenanceMode: true, cookie: { secure: false } })).status).toBe(200);
     const patched = await api(control.url, "PATCH", "/api/v1/apps/Payroll", admin, { backendTimeout: "long", cookie: { httpOnly: true } });
     expect(patched.status).toBe(200);
-    expect(patched.body).toMatchObject({ backendTimeout: "long", cookie: { httpOnly: true, secure: true }, internalUrl: "http://payroll.corp/" });
+    // Fields the change does not name keep their values, nested ones too.
+    expect(patched.body).toMatchObject({ backendTimeout: "long", maintenanceMode: true, cookie: { httpOnly: true, secure: false }, internalUrl: "http://payroll.corp/" });
     const bad = await api(control.url, "POST", "/api/v1/apps", admin, "{not json");
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe("POSTERN_BAD_REQUEST");
