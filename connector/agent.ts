@@ -51,6 +51,7 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
   readonly #now: () => Date;
   #renewTimer: NodeJS.Timeout | undefined;
   #renewing: Promise<boolean> | null = null;
+  #stopped = false;
 
   constructor(private readonly options: ConnectorAgentOptions) {
     super();
@@ -136,6 +137,8 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
 
   /** GOAWAY on every tunnel, finish in-flight streams within `graceMs`, stop pulling config. */
   async stop(graceMs = 30_000): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
     clearInterval(this.#renewTimer);
     this.#feed.stop();
     await this.#tunnels.drain(graceMs);

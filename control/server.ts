@@ -114,7 +114,7 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
       jwksUri: discovered.jwksUri, store, caCertPem: () => ca.certPem, now,
     });
   } else {
-    idp = await BuiltInIdp.create({ store, sealer, tenantId: tenant.id, issuer: `${url}/oidc` });
+    idp = await BuiltInIdp.create({ store, sealer, tenantId: tenant.id, issuer: `${url}/oidc`, now });
     authenticator = createAuthenticator({
       trust: { issuer: idp.issuer, audience: CONTROL_API_AUDIENCE, jwks: idp.publicJwks, rolesClaim: "roles" },
       store, caCertPem: () => ca.certPem, now,

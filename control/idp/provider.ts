@@ -30,6 +30,8 @@ export interface IdpOptions {
   readonly tenantId: string;
   /** Public URL of the mount point, e.g. `https://control.example.com/oidc`. */
   readonly issuer: string;
+  /** The control plane's clock, for tokens it mints itself. */
+  readonly now?: () => Date;
 }
 
 export class BuiltInIdp {
@@ -160,14 +162,15 @@ export class BuiltInIdp {
   /** Mints an access token for the control API without an interactive sign-in (local admin credential). */
   async mintToken(claims: { sub: string; roles: readonly Role[]; name: string }, ttlSeconds: number): Promise<string> {
     const key = await importJWK(this.#signingKey, "ES256");
+    const now = Math.floor((this.#options.now?.() ?? new Date()).getTime() / 1000);
     return new SignJWT({ roles: claims.roles, preferred_username: claims.name, tid: this.#options.tenantId, amr: ["pwd"] })
       .setProtectedHeader({ alg: "ES256", kid: this.#signingKey.kid!, typ: "at+jwt" })
       .setIssuer(this.issuer)
       .setAudience(CONTROL_API_AUDIENCE)
       .setSubject(claims.sub)
-      .setIssuedAt()
+      .setIssuedAt(now)
       .setJti(randomUUID())
-      .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
+      .setExpirationTime(now + ttlSeconds)
       .sign(key);
   }
 
