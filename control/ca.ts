@@ -74,10 +74,17 @@ export class TenantCa {
     } catch {
       throw new CsrRejected("the CSR is not a PEM PKCS#10 request");
     }
-    if (!(await csr.verify())) throw new CsrRejected("the CSR signature does not verify (tampered or corrupted request)");
-    const algorithm = csr.publicKey.algorithm as EcKeyAlgorithm;
-    if (algorithm.name !== "ECDSA" || algorithm.namedCurve !== "P-256") throw new CsrRejected("the CSR key must be ECDSA P-256");
-    const publicKey = await csr.publicKey.export(EC_P256, ["verify"]);
+    let publicKey: CryptoKey;
+    try {
+      const algorithm = csr.publicKey.algorithm as EcKeyAlgorithm;
+      if (algorithm.name !== "ECDSA" || algorithm.namedCurve !== "P-256") throw new CsrRejected("the CSR key must be ECDSA P-256");
+      if (!(await csr.verify())) throw new CsrRejected("the CSR signature does not verify (tampered or corrupted request)");
+      publicKey = await csr.publicKey.export(EC_P256, ["verify"]);
+    } catch (err) {
+      if (err instanceof CsrRejected) throw err;
+      // A flipped bit can break the structure before the signature is even checked.
+      throw new CsrRejected("the CSR signature does not verify (tampered or corrupted request)");
+    }
     return this.#issue({
       name: `CN=${id}, OU=${kind}`,
       publicKey,

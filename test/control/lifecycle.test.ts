@@ -5,6 +5,7 @@ import { ConnectorAgent } from "../../connector/agent.js";
 import { dialTunnel } from "../../engine/mux/ws-transport.js";
 import { ControlClient } from "../../engine/protocol/control-client.js";
 import { createKeyAndCsr } from "../../engine/protocol/csr.js";
+import type { Hello } from "../../engine/protocol/heads.js";
 import { answerTunnelChallenge } from "../../engine/protocol/identity.js";
 import { api, quietLogger } from "../fixtures/control.js";
 import { makeCa, makeLeaf } from "../fixtures/domain-certs.js";
@@ -96,7 +97,7 @@ describe("connector lifecycle on a live engine", () => {
     const d = (deployment = await startDeployment());
     const url = d.engine.tunnelUrl;
     const ca = d.control.caCertPem;
-    const refusal = async (tls: { cert?: string; key?: string }, ext: () => Promise<Record<string, unknown>> | Record<string, unknown>) => {
+    const refusal = async (tls: { cert?: string; key?: string }, ext: (peer: Hello | null) => Promise<Record<string, unknown>> | Record<string, unknown>) => {
       try {
         const s = await dialTunnel({ url, tls: { ca, ...tls }, connectTimeoutMs: 5000, session: { helloExt: ext } });
         const err = await new Promise<Error | undefined>((resolve) => s.once("close", resolve));
@@ -113,12 +114,12 @@ describe("connector lifecycle on a live engine", () => {
     // At the TLS handshake (the uWS ca_file gate)...
     expect(await refusal({ cert: rogue.certPem, key: rogue.keyPem }, () => ({}))).toMatch(/socket hang up|ECONNRESET|alert|certificate|closed/i);
     // ...and inside the tunnel when it presents no TLS certificate at all.
-    expect(await refusal({}, (peer) => answerTunnelChallenge((peer as { ext?: Record<string, unknown> } | null)?.ext, rogue))).toMatch(/not issued by the tenant CA/);
+    expect(await refusal({}, (peer) => answerTunnelChallenge(peer?.ext, rogue))).toMatch(/not issued by the tenant CA/);
 
     const { keyPem, csrPem } = await createKeyAndCsr("expired");
     const past = new Date(Date.now() - 30 * 86_400_000);
     const expired = await d.control.context.ca.signCsr(csrPem, "connector", "expired-connector", 1, past);
-    expect(await refusal({}, (peer) => answerTunnelChallenge((peer as { ext?: Record<string, unknown> } | null)?.ext, { keyPem, certPem: expired.certPem }))).toMatch(/expired on/);
+    expect(await refusal({}, (peer) => answerTunnelChallenge(peer?.ext, { keyPem, certPem: expired.certPem }))).toMatch(/expired on/);
 
     const agent = await d.connector("revoked");
     await agent.start();
@@ -127,7 +128,7 @@ describe("connector lifecycle on a live engine", () => {
     await agent.stop(100);
     await d.control.context.store.revokeCertificates(agent.id, new Date().toISOString());
     await until(() => d.engine.config!.revokedSerials.length > 0, 5000, "revocation in the engine feed");
-    expect(await refusal({ cert: identity.certPem, key: identity.keyPem }, (peer) => answerTunnelChallenge((peer as { ext?: Record<string, unknown> } | null)?.ext, identity))).toMatch(/revoked or unknown/);
+    expect(await refusal({ cert: identity.certPem, key: identity.keyPem }, (peer) => answerTunnelChallenge(peer?.ext, identity))).toMatch(/revoked or unknown/);
   }, 30_000);
 
   it("marks a connector idle for 10 days inactive, and active again when it pulls", async () => {
