@@ -83,11 +83,11 @@ export async function runUp(args: string[]): Promise<number> {
   if (!identityExists(engineDir, "engine")) {
     await enroll({ kind: "engine", controlUrl: control.url, token, stateDir: engineDir, controlCaPem: control.caCertPem, fields: { tunnelUrl: `wss://127.0.0.1:${tunnelPort}/tunnel` } });
   }
-  const engine = await EngineNode.start({ stateDir: engineDir, tunnelHost: "127.0.0.1", tunnelPort, version: VERSION });
+  const engine = await EngineNode.start({ stateDir: engineDir, tunnelHost: "127.0.0.1", tunnelPort, version: VERSION, controlUrl: control.url });
   if (!identityExists(connectorDir, "connector")) {
     await enroll({ kind: "connector", controlUrl: control.url, token, stateDir: connectorDir, controlCaPem: control.caCertPem, fields: { version: VERSION } });
   }
-  const connector = new ConnectorAgent({ stateDir: connectorDir, version: VERSION, connectionsPerEngine: 2 });
+  const connector = new ConnectorAgent({ stateDir: connectorDir, version: VERSION, connectionsPerEngine: 2, controlUrl: control.url });
   const connected = new Promise<void>((resolve) => connector.once("connected", () => resolve()));
   await connector.start();
   await connected;

@@ -21,6 +21,8 @@ const DAY_MS = 86_400_000;
 export interface ConnectorAgentOptions {
   readonly stateDir: string;
   readonly version: string;
+  /** Control's URL when it moved since registration (a local deployment on a new port). */
+  readonly controlUrl?: string;
   /** Tunnel connections to each engine endpoint. */
   readonly connectionsPerEngine?: number; // 4
   /** How often to check the certificate's age, ms. */
@@ -59,7 +61,7 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
     this.#now = options.now ?? (() => new Date());
     this.#log = options.logger ?? pino({ name: "connector", level: process.env.POSTERN_LOG_LEVEL ?? "info" }, pino.destination(2));
     this.#client = new ControlClient({
-      controlUrl: this.#identity.controlUrl,
+      controlUrl: options.controlUrl ?? this.#identity.controlUrl,
       caPem: this.#identity.caPem,
       credentials: () => this.#identity,
       headers: { "x-postern-version": options.version },

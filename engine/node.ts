@@ -21,6 +21,8 @@ export interface EngineNodeOptions {
   /** The wss:// URL connectors should dial, reported to control; default from host and port. */
   readonly tunnelUrl?: string;
   readonly version: string;
+  /** Control's URL when it moved since enrollment (a local deployment on a new port). */
+  readonly controlUrl?: string;
   readonly pullIntervalMs?: number; // 60_000
   readonly mux?: MuxConfigInput;
   readonly now?: () => Date;
@@ -56,7 +58,7 @@ export class EngineNode {
     });
     const tunnelUrl = options.tunnelUrl ?? `wss://${options.tunnelHost.includes(":") ? `[${options.tunnelHost}]` : options.tunnelHost}:${tunnel.port}/tunnel`;
     const client = new ControlClient({
-      controlUrl: identity.controlUrl,
+      controlUrl: options.controlUrl ?? identity.controlUrl,
       caPem: identity.caPem,
       credentials: () => identity,
       headers: { "x-postern-version": options.version, "x-postern-tunnel-url": tunnelUrl },

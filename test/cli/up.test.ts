@@ -1,25 +1,74 @@
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { tempDir } from "../fixtures/control.js";
+import { runCli, startService } from "../fixtures/processes.js";
 
-const run = promisify(execFile);
-const CLI = new URL("../../dist/cli/postern.js", import.meta.url).pathname;
-
-describe("postern CLI (built, as a child process)", () => {
-  it("`up --once --json` brings up a tunnel and a connector and passes its own check", async () => {
-    const { stdout } = await run(process.execPath, [CLI, "up", "--once", "--json", "--port", "0", "--check", "500"], { timeout: 30_000 });
-    const r = JSON.parse(stdout) as { tunnel: string; rttMs: number; checkStreams: number; streamsPerSecond: number };
-    expect(r.tunnel).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/tunnel$/);
-    expect(r.checkStreams).toBe(500);
-    expect(r.streamsPerSecond).toBeGreaterThan(0);
-    expect(r.rttMs).toBeGreaterThan(0);
+describe("postern CLI (built, as child processes)", () => {
+  it("`up --once --json` brings up control, engine and connector and prints one ready line", async () => {
+    const dir = tempDir();
+    const res = await runCli(["up", "--once", "--json", "--data-dir", dir, "--control-port", "0", "--tunnel-port", "0"]);
+    expect(res.code, res.stderr).toBe(0);
+    const ready = JSON.parse(res.stdout) as { control: string; engine: string; apps: unknown[]; users: { username: string; password: string; roles: string[] }[] };
+    expect(ready.control).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(ready.engine).toMatch(/^wss:\/\/127\.0\.0\.1:\d+\/tunnel$/);
+    expect(ready.apps).toEqual([]);
+    expect(ready.users).toEqual([{ username: "admin", password: expect.stringMatching(/^\S{8,}$/), roles: ["Global Administrator"] }]);
+    // A second start reuses the identities and the demo user from the data directory.
+    const again = await runCli(["up", "--once", "--json", "--data-dir", dir, "--control-port", "0", "--tunnel-port", "0"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout).users).toEqual(ready.users);
   });
 
-  it("names the bad option and exits non-zero", async () => {
-    const err = await run(process.execPath, [CLI, "up", "--port", "99999"]).catch((e: { code: number; stderr: string }) => e);
-    expect(err).toMatchObject({ code: 1 });
-    expect((err as { stderr: string }).stderr).toMatch(/--port must be 0\.\.65535/);
-    const unknown = await run(process.execPath, [CLI, "frobnicate"]).catch((e: { code: number; stderr: string }) => e);
-    expect(unknown).toMatchObject({ code: 2 });
-  });
+  it("admin commands find a local deployment's credential in --data-dir", async () => {
+    const dir = tempDir();
+    const up = startService(["up", "--json", "--data-dir", dir, "--control-port", "0", "--tunnel-port", "0"]);
+    try {
+      await up.ready;
+      const add = await runCli(["app", "add", "--name", "Wiki", "--internal-url", "http://wiki.corp/", "--preauth", "passthrough", "--backend-timeout", "long",
+        "--no-translate-headers", "--translate-body", "--no-validate-backend-tls", "--maintenance", "--cookie-http-only", "--no-cookie-secure", "--cookie-persistent",
+        "--allow-ip", "10.0.0.0/8", "--require-mfa", "--assign-user", "alice", "--assign-group", "Sales", "--sso-header", "X-User=preferred_username",
+        "--external-url", "https://wiki.contoso.com/", "--home-page", "https://wiki.contoso.com/start", "--data-dir", dir, "--json"]);
+      expect(add.code, add.stderr).toBe(0);
+      expect(JSON.parse(add.stdout)).toMatchObject({
+        name: "Wiki", preAuthentication: "passthrough", backendTimeout: "long", translateHeaders: false, translateBody: true, validateBackendTls: false,
+        maintenanceMode: true, cookie: { httpOnly: true, secure: false, persistent: true }, policy: { allowedIpRanges: ["10.0.0.0/8"], requireMfa: true },
+        assignments: { users: ["alice"], groups: ["Sales"] }, ssoHeaders: { "X-User": "preferred_username" }, customHomePage: "https://wiki.contoso.com/start",
+      });
+      const update = await runCli(["app", "update", "Wiki", "--no-maintenance", "--group", "Default", "--data-dir", dir, "--json"]);
+      expect(JSON.parse(update.stdout)).toMatchObject({ maintenanceMode: false, backendTimeout: "long" });
+      const list = await runCli(["app", "list", "--data-dir", dir]);
+      expect(list.stdout).toMatch(/^NAME\s+EXTERNALURL/);
+      expect(list.stdout).toMatch(/Wiki\s+https:\/\/wiki\.contoso\.com\/\s+http:\/\/wiki\.corp\//);
+      const dup = await runCli(["app", "add", "--name", "Wiki2", "--internal-url", "http://wiki.corp/", "--data-dir", dir]);
+      expect(dup.code).toBe(1);
+      expect(dup.stderr).toMatch(/internalUrl: http:\/\/wiki\.corp\/ is already the internal URL of app "Wiki" \[POSTERN_VALIDATION\]/);
+      expect((await runCli(["group", "add", "Europe", "--data-dir", dir])).code).toBe(0);
+      expect((await runCli(["group", "list", "--data-dir", dir, "--json"])).stdout).toMatch(/"name": "Europe"/);
+      const connectors = JSON.parse((await runCli(["connector", "list", "--data-dir", dir, "--json"])).stdout) as { status: string }[];
+      expect(connectors).toHaveLength(1);
+      expect(connectors[0]!.status).toBe("active");
+      expect((await runCli(["app", "remove", "Wiki", "--data-dir", dir])).code).toBe(0);
+      expect((await runCli(["app", "show", "Wiki", "--data-dir", dir])).stderr).toMatch(/no app named "Wiki" \[POSTERN_NOT_FOUND\]/);
+    } finally {
+      expect(await up.kill("SIGTERM")).toBe(0);
+    }
+  }, 60_000);
+
+  it("every command has --help; mistakes name the option and exit 2", async () => {
+    for (const command of [[], ["up"], ["control"], ["engine"], ["connector"], ["app"], ["group"], ["user"], ["login"]]) {
+      const res = await runCli([...command, "--help"]);
+      expect(res.code, command.join(" ")).toBe(0);
+      expect(res.stdout).toMatch(/Usage|postern/);
+    }
+    const bad = await runCli(["up", "--control-port", "99999"]);
+    expect(bad).toMatchObject({ code: 2 });
+    expect(bad.stderr).toMatch(/--control-port must be 0\.\.65535/);
+    expect((await runCli(["frobnicate"])).code).toBe(2);
+    const flag = await runCli(["app", "list", "--frobnicate"]);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toMatch(/--frobnicate/);
+    const missing = await runCli(["app", "list", "--data-dir", join(tempDir(), "nothing")]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/no local credential/);
+  }, 60_000);
 });
