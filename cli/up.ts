@@ -9,17 +9,39 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { UsageError, defaultDataDir } from "./admin.js";
+import type { ControlHandle } from "../control/server.js";
+import { startSampleApp } from "./sample-app.js";
 import { VERSION, untilSignal } from "./services.js";
+
+/** Publishes (or re-points, after a restart on other ports) the sample app. */
+async function publishSample(control: ControlHandle, internalUrl: string, externalUrl: string): Promise<void> {
+  const { store, tenant } = control.context;
+  const token = await control.mintToken({ name: "postern-up", roles: ["Global Administrator"] }, 60);
+  const existing = await store.getApp(tenant.id, "Sample");
+  const body = existing
+    ? { internalUrl, externalUrl }
+    : { name: "Sample", internalUrl, externalUrl, preAuthentication: "passthrough", translateBody: true };
+  const res = await fetch(`${control.url}/api/v1/apps${existing ? "/Sample" : ""}`, {
+    method: existing ? "PATCH" : "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`publishing the sample app failed: ${await res.text()}`);
+}
 
 const HELP = `Usage: postern up [options]
 
-Starts control, an engine and a connector on this host with embedded defaults and keeps them
-running until Ctrl-C (the connector drains first).
+Starts control, an engine, a connector and a sample internal app on this host with embedded
+defaults, publishes the sample app, and keeps everything running until Ctrl-C (the
+connector drains first).
 
 Options:
   --data-dir DIR        State directory (default $POSTERN_DATA_DIR or ~/.local/share/postern)
+  --http-port N         Engine's public HTTP port (default 8080, env POSTERN_HTTP_PORT; 0 = free port)
   --control-port N      Control plane port (default 9443, env POSTERN_CONTROL_PORT; 0 = free port)
   --tunnel-port N       Engine tunnel port (default 7700, env POSTERN_TUNNEL_PORT; 0 = free port)
+  --sample-port N       Sample app port (default 0: a free port, env POSTERN_SAMPLE_PORT)
+  --no-sample           Do not start or publish the sample app
   --once                Exit once everything is ready (for checks)
   --json                Print one JSON line when ready
   -h, --help            Show this help
@@ -46,7 +68,8 @@ export async function runUp(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
-      "data-dir": { type: "string" }, "control-port": { type: "string" }, "tunnel-port": { type: "string" },
+      "data-dir": { type: "string" }, "control-port": { type: "string" }, "tunnel-port": { type: "string" }, "http-port": { type: "string" },
+      "sample-port": { type: "string" }, "no-sample": { type: "boolean", default: false },
       once: { type: "boolean", default: false }, json: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -58,6 +81,8 @@ export async function runUp(args: string[]): Promise<number> {
   const dataDir = values["data-dir"] ?? defaultDataDir();
   const controlPort = port(values["control-port"], "POSTERN_CONTROL_PORT", 9443, "control-port");
   const tunnelPort = port(values["tunnel-port"], "POSTERN_TUNNEL_PORT", 7700, "tunnel-port");
+  const httpPort = port(values["http-port"], "POSTERN_HTTP_PORT", 8080, "http-port");
+  const samplePort = port(values["sample-port"], "POSTERN_SAMPLE_PORT", 0, "sample-port");
 
   const { startControl } = await import("../control/server.js");
   const { enroll, identityExists } = await import("../engine/protocol/enrollment.js");
@@ -83,7 +108,11 @@ export async function runUp(args: string[]): Promise<number> {
   if (!identityExists(engineDir, "engine")) {
     await enroll({ kind: "engine", controlUrl: control.url, token, stateDir: engineDir, controlCaPem: control.caCertPem, fields: { tunnelUrl: `wss://127.0.0.1:${tunnelPort}/tunnel` } });
   }
-  const engine = await EngineNode.start({ stateDir: engineDir, tunnelHost: "127.0.0.1", tunnelPort, version: VERSION, controlUrl: control.url });
+  const engine = await EngineNode.start({ stateDir: engineDir, tunnelHost: "127.0.0.1", tunnelPort, version: VERSION, controlUrl: control.url, httpPort });
+  const edgePort = engine.edge.httpPort!;
+  control.setEdgeDefaults({ scheme: "http", port: edgePort });
+  const sample = values["no-sample"] ? undefined : await startSampleApp(samplePort);
+  if (sample) await publishSample(control, sample.internalUrl, `http://sample.${control.context.tenant.name}.localhost:${edgePort}/`);
   if (!identityExists(connectorDir, "connector")) {
     await enroll({ kind: "connector", controlUrl: control.url, token, stateDir: connectorDir, controlCaPem: control.caCertPem, fields: { version: VERSION } });
   }
@@ -95,13 +124,14 @@ export async function runUp(args: string[]): Promise<number> {
   const apps = (await control.context.store.listApps(control.context.tenant.id)).map((a) => ({
     name: a.settings.name, externalUrl: a.settings.externalUrl, internalUrl: a.settings.internalUrl, preAuthentication: a.settings.preAuthentication,
   }));
-  const ready = { control: control.url, engine: engine.tunnelUrl, apps, users };
+  const ready = { control: control.url, engine: `http://127.0.0.1:${edgePort}`, tunnel: engine.tunnelUrl, apps, users };
   if (values.json) {
     process.stdout.write(JSON.stringify(ready) + "\n");
   } else {
     process.stdout.write(`Postern is up (data in ${dataDir})
   control plane:  ${control.url}   (OpenAPI: ${control.url}/api/v1/openapi.json)
-  engine tunnel:  ${engine.tunnelUrl}
+  engine:         http://127.0.0.1:${edgePort}  (tunnel ${engine.tunnelUrl})
+${apps.map((a) => `  app ${a.name.padEnd(11)} ${a.externalUrl} -> ${a.internalUrl} (${a.preAuthentication})`).join("\n")}
   connector:      ${connector.id} (${engine.registry.connections().length} tunnel connection(s))
   sign in as:     ${users.map((u) => `${u.username} / ${u.password} (${u.roles.join(", ")})`).join("; ")}
 Publish an app:   postern app add --name Wiki --internal-url http://wiki.corp/ --data-dir ${dataDir}
@@ -111,6 +141,7 @@ Ctrl-C stops everything.
   if (!values.once) await untilSignal();
   await connector.stop(values.once ? 1000 : 30_000);
   await engine.close();
+  await sample?.close();
   await control.close();
   return 0;
 }

@@ -14,6 +14,7 @@ import { ConfigFeed, ControlClient } from "../engine/protocol/control-client.js"
 import { createKeyAndCsr } from "../engine/protocol/csr.js";
 import { loadIdentity, saveIdentity, type StoredIdentity } from "../engine/protocol/enrollment.js";
 import type { ConnectorConfig } from "../engine/protocol/feed.js";
+import { BackendProxy } from "./proxy.js";
 import { TunnelPool } from "./tunnels.js";
 
 const DAY_MS = 86_400_000;
@@ -31,7 +32,7 @@ export interface ConnectorAgentOptions {
   readonly pullIntervalMs?: number; // 60_000
   /** The clock, injectable so renewal at day 180 is testable. */
   readonly now?: () => Date;
-  /** Streams the engine opens; unset answers 503 (proxying is not wired in). */
+  /** Streams the engine opens; unset: proxied to the published backends (connector/proxy.ts). */
   readonly onStream?: (stream: Stream, session: Session, agent: ConnectorAgent) => void;
   readonly mux?: MuxConfigInput;
   readonly logger?: Logger;
@@ -50,6 +51,7 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
   readonly #feed: ConfigFeed<ConnectorConfig>;
   readonly #tunnels: TunnelPool;
   readonly #log: Logger;
+  readonly #proxy: BackendProxy;
   readonly #now: () => Date;
   #renewTimer: NodeJS.Timeout | undefined;
   #renewing: Promise<boolean> | null = null;
@@ -67,11 +69,12 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
       headers: { "x-postern-version": options.version },
       now: this.#now,
     });
+    this.#proxy = new BackendProxy({ config: () => this.#feed.current, logger: this.#log });
     this.#feed = new ConfigFeed<ConnectorConfig>(this.#client, { path: "/api/v1/feed/connector", pullIntervalMs: options.pullIntervalMs ?? 60_000 });
     this.#tunnels = new TunnelPool({
       credentials: () => this.#identity,
       connectionsPerEngine: options.connectionsPerEngine ?? 4,
-      onStream: (stream, session) => (options.onStream ? options.onStream(stream, session, this) : refuseStream(stream)),
+      onStream: (stream, session) => (options.onStream ? options.onStream(stream, session, this) : this.#proxy.handle(stream, session)),
       ...(options.mux ? { mux: options.mux } : {}),
       logger: this.#log,
       now: this.#now,
@@ -145,10 +148,7 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
     this.#feed.stop();
     await this.#tunnels.drain(graceMs);
     await this.#client.close();
+    await this.#proxy.close();
   }
 }
 
-function refuseStream(stream: Stream): void {
-  stream.respond({ status: 503, headers: ["content-type", "text/plain"] });
-  stream.end(Buffer.from("this connector does not proxy requests yet\n"));
-}

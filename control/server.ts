@@ -57,6 +57,8 @@ export interface ControlHandle {
   readonly routes: readonly Route[];
   /** Writes `<dataDir>/credentials.json` (mode 0600) with a Global Administrator token, like a kubeconfig. */
   writeLocalCredential(ttlSeconds?: number): Promise<string>;
+  /** Sets the scheme and port of the engine's public listener used in default external URLs. */
+  setEdgeDefaults(edge: EdgeDefaults): void;
   /** Mints a built-in IdP access token (tests, `postern up`); throws with an external IdP. */
   mintToken(claims: { sub?: string; name: string; roles: readonly Role[] }, ttlSeconds?: number): Promise<string>;
   /** Adds a user to the built-in IdP directly (first run of `postern up`). */
@@ -121,7 +123,9 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
     });
   }
 
-  const routes: Route[] = [...appRoutes(context, options.edge ?? { scheme: "https" }), ...connectorRoutes(context), ...directoryRoutes(context)];
+  // Read by the app routes at request time, so the edge's address can be set once it listens.
+  const edge: { scheme: "http" | "https"; port?: number } = { ...(options.edge ?? { scheme: "https" }) };
+  const routes: Route[] = [...appRoutes(context, edge), ...connectorRoutes(context), ...directoryRoutes(context)];
   const router = new Router(routes, authenticator, async (entry) => {
     await store.appendAudit({ ...entry, at: now().toISOString(), tenantId: tenant.id });
   }, (err, requestId) => log.error({ err, requestId }, "control API internal error"));
@@ -163,6 +167,11 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
     context,
     routes,
     mintToken,
+    setEdgeDefaults(next) {
+      edge.scheme = next.scheme;
+      if (next.port === undefined) delete edge.port;
+      else edge.port = next.port;
+    },
     async writeLocalCredential(ttlSeconds = 30 * 86_400) {
       const token = await mintToken({ sub: "local-admin", name: "local-admin", roles: ["Global Administrator"] }, ttlSeconds);
       const file = join(options.dataDir, CREDENTIAL_FILE);

@@ -12,6 +12,9 @@ import type { EngineConfig } from "./protocol/feed.js";
 import type { Listening } from "./uws/index.js";
 import { ConnectorRegistry } from "./tunnel/registry.js";
 import { startTunnelListener } from "./tunnel/listener.js";
+import { Edge } from "./edge/server.js";
+import type { Timers } from "./edge/proxy.js";
+import type { EdgeLimits } from "./limits/config.js";
 
 export interface EngineNodeOptions {
   /** Holds engine.key, engine.crt, tenant-ca.crt and engine.json from enrollment. */
@@ -24,6 +27,12 @@ export interface EngineNodeOptions {
   /** Control's URL when it moved since enrollment (a local deployment on a new port). */
   readonly controlUrl?: string;
   readonly pullIntervalMs?: number; // 60_000
+  /** Public listeners: HTTP and HTTPS ports on `publicHost`; unset: none. 0 picks a free port. */
+  readonly publicHost?: string; // "127.0.0.1"
+  readonly httpPort?: number;
+  readonly httpsPort?: number;
+  readonly limits?: Partial<EdgeLimits>;
+  readonly timers?: Timers;
   readonly mux?: MuxConfigInput;
   readonly now?: () => Date;
   readonly logger?: Logger;
@@ -35,6 +44,7 @@ export class EngineNode {
   private constructor(
     readonly identity: StoredIdentity,
     readonly registry: ConnectorRegistry,
+    readonly edge: Edge,
     readonly tunnelUrl: string,
     private readonly feed: ConfigFeed<EngineConfig>,
     private readonly client: ControlClient,
@@ -65,9 +75,21 @@ export class EngineNode {
       ...(options.now ? { now: options.now } : {}),
     });
     const feed = new ConfigFeed<EngineConfig>(client, { path: "/api/v1/feed/engine", pullIntervalMs: options.pullIntervalMs ?? 60_000 });
-    const node = new EngineNode(identity, registry, tunnelUrl, feed, client, tunnel);
+    const edge = await Edge.start({
+      host: options.publicHost ?? "127.0.0.1",
+      registry,
+      ...(options.httpPort !== undefined ? { httpPort: options.httpPort } : {}),
+      ...(options.httpsPort !== undefined
+        ? { https: { port: options.httpsPort, keyFile: join(options.stateDir, "engine.key"), certFile: join(options.stateDir, "engine.crt") } }
+        : {}),
+      ...(options.limits ? { limits: options.limits } : {}),
+      ...(options.timers ? { timers: options.timers } : {}),
+      ...(options.now ? { now: () => options.now!().getTime() } : {}),
+    });
+    const node = new EngineNode(identity, registry, edge, tunnelUrl, feed, client, tunnel);
     feed.on("config", (config) => {
       node.#config = config;
+      edge.apply(config);
       const closed = registry.apply(config.connectors);
       log.info({ version: config.version, apps: config.apps.length, connectors: config.connectors.length, closed }, "configuration applied");
     });
@@ -76,6 +98,7 @@ export class EngineNode {
       await feed.start();
     } catch (err) {
       tunnel.close();
+      edge.close();
       await client.close();
       throw err;
     }
@@ -93,6 +116,7 @@ export class EngineNode {
 
   async close(): Promise<void> {
     this.feed.stop();
+    this.edge.close();
     this.tunnel.close();
     for (const live of this.registry.connections()) live.session.close();
     await this.client.close();

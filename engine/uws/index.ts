@@ -23,6 +23,10 @@ function load(): Uws {
   }
 }
 
+// uWS reads this once, when the binary loads: its 4 KiB default is too small for JWT cookies.
+// The edge enforces its own, exact header limit (engine/limits) below this ceiling.
+process.env.UWS_HTTP_MAX_HEADERS_SIZE ??= String(32 * 1024);
+
 export const uws: Uws = load();
 
 /** A listening uWS app: the bound port, and close() to stop accepting. */

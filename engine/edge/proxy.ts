@@ -1,0 +1,387 @@
+/**
+ * One user request through the engine: checks framing and limits, routes, throttles, picks a
+ * connector, and streams the request and the response through a tunnel stream with
+ * backpressure at every hop (uWS pause/resume and onWritable at the edge, mux windows in the
+ * tunnel). The backend timeout (85 s / 180 s) runs here; the connector enforces it too.
+ */
+import { randomUUID } from "node:crypto";
+import type { Session } from "../mux/session.js";
+import type { Stream } from "../mux/stream.js";
+import { WireError } from "../protocol/constants.js";
+import type { PosternError } from "../protocol/errors.js";
+import type { HttpRequest, HttpResponse } from "../uws/index.js";
+import type { EdgeLimits } from "../limits/config.js";
+import type { Throttle } from "../limits/throttle.js";
+import type { ConnectorRegistry } from "../tunnel/registry.js";
+import { backendTarget, requestHeaders, responseHeaders } from "./headers.js";
+import { outside } from "./outside.js";
+import { errorPage, STATUS_TEXT, type EdgeError } from "./pages.js";
+import { normalisePath } from "./paths.js";
+import type { EdgeApp, Route, RouteTable } from "./routes.js";
+
+export interface Timers {
+  set(fn: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
+export const realTimers: Timers = {
+  set: (fn, ms) => setTimeout(fn, ms).unref(),
+  clear: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+/** What every request handler shares; `routes` is swapped whole on each config change. */
+export interface EdgeState {
+  routes: RouteTable;
+  readonly registry: ConnectorRegistry;
+  readonly throttle: Throttle;
+  readonly limits: EdgeLimits;
+  readonly timers: Timers;
+  inflight: number;
+}
+
+/** A parsed, checked request: everything read from uWS's `req` before it goes away. */
+export interface EdgeRequest {
+  readonly requestId: string;
+  readonly method: string;
+  readonly path: string;
+  readonly query: string;
+  readonly host: string;
+  readonly headers: [string, string][];
+  readonly clientAddress: string;
+  readonly scheme: "http" | "https";
+  readonly contentLength: number | undefined;
+  readonly chunked: boolean;
+}
+
+const ROBOTS = "User-agent: *\nDisallow: /\n";
+const HEADER_VALUE_OK = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** Reads and checks a request; returns the request or the error to answer with. */
+export function readRequest(state: EdgeState, res: HttpResponse, req: HttpRequest, scheme: "http" | "https"): EdgeRequest | EdgeError {
+  const url = req.getUrl();
+  const query = req.getQuery() ?? "";
+  if (url.length + query.length + 1 > state.limits.maxUrlBytes) return "uri_too_long";
+  const headers: [string, string][] = [];
+  let bytes = 0;
+  let contentLength: number | undefined;
+  let lengths = 0;
+  let te: string | undefined;
+  let tes = 0;
+  let host = "";
+  let bad = false;
+  req.forEach((name, value) => {
+    headers.push([name, value]);
+    bytes += name.length + value.length + 4;
+    if (!HEADER_VALUE_OK.test(value)) bad = true;
+    if (name === "content-length") {
+      lengths++;
+      if (!/^\d{1,15}$/.test(value)) bad = true;
+      else contentLength = Number(value);
+    } else if (name === "transfer-encoding") {
+      tes++;
+      te = value;
+    } else if (name === "host") {
+      host = value;
+    }
+  });
+  if (headers.length > state.limits.maxHeaderCount || bytes > state.limits.maxHeaderBytes) return "headers_too_large";
+  // Framing is checked here, not trusted to the parser: uWS takes the first of two
+  // Content-Length headers and passes on Transfer-Encoding values other than "chunked".
+  if (bad || lengths > 1 || tes > 1 || (tes === 1 && lengths > 0)) return "bad_request";
+  if (te !== undefined && te.trim().toLowerCase() !== "chunked") return "bad_request";
+  if (host === "" || /[\s/\\@]/.test(host)) return "bad_request";
+  const path = normalisePath(url);
+  if (!path.ok) return "bad_request";
+  return {
+    requestId: randomUUID(),
+    method: req.getMethod().toUpperCase(),
+    path: path.path,
+    query,
+    host,
+    headers,
+    clientAddress: peerAddress(res),
+    scheme,
+    contentLength,
+    chunked: te !== undefined,
+  };
+}
+
+export function peerAddress(res: HttpResponse): string {
+  const text = Buffer.from(res.getRemoteAddressAsText()).toString();
+  return text.startsWith("0000:0000:0000:0000:0000:ffff:") ? ipv4FromMapped(text) : text;
+}
+
+function ipv4FromMapped(text: string): string {
+  const [hi, lo] = text.split(":").slice(-2).map((h) => parseInt(h, 16));
+  return `${hi! >> 8}.${hi! & 255}.${lo! >> 8}.${lo! & 255}`;
+}
+
+/** Answers with an error page (one place for every edge refusal). Call corked or outside handlers. */
+export function sendError(res: HttpResponse, kind: EdgeError, requestId: string, extra: [string, string][] = [], close = false): void {
+  const page = errorPage(kind, requestId);
+  res.cork(() => {
+    res.writeStatus(page.status).writeHeader("content-type", "text/html; charset=utf-8").writeHeader("x-request-id", requestId).writeHeader("cache-control", "no-store");
+    for (const [k, v] of extra) res.writeHeader(k, v);
+    res.end(page.body, close);
+  });
+}
+
+/** Where the request goes, or the refusal; shared by HTTP and WebSocket upgrades. */
+export function admit(state: EdgeState, request: EdgeRequest): { route: Route; session: Session } | { error: EdgeError; retryAfterS?: number } {
+  const route = state.routes.match(request.host, request.path);
+  if (!route) return { error: "not_found" };
+  const app = route.app;
+  if (app.maintenanceMode) return { error: "maintenance" };
+  // Fail closed: until OIDC pre-authentication runs here, nothing reaches an oidc app unauthenticated.
+  if (app.preAuthentication === "oidc") return { error: "preauth_unavailable" };
+  const wait = state.throttle.admit(app.tenantId, `${app.tenantId}/${app.name}`);
+  if (wait > 0) return { error: "throttled", retryAfterS: Math.max(1, Math.ceil(wait / 1000)) };
+  if (state.inflight >= state.limits.maxInflight) return { error: "overloaded" };
+  const session = pickSession(state.registry, app);
+  if (!session) return { error: "no_connector" };
+  return { route, session };
+}
+
+/** Least outstanding streams among healthy connections of the app's connector group. */
+export function pickSession(registry: ConnectorRegistry, app: EdgeApp, exclude?: Session): Session | undefined {
+  let best: Session | undefined;
+  const group = app.connectorGroup.toLowerCase();
+  for (const live of registry.connections()) {
+    const entry = registry.entry(live.identity.id);
+    if (!entry || entry.tenantId !== app.tenantId || entry.group.toLowerCase() !== group) continue;
+    const s = live.session;
+    if (s === exclude || s.closed || s.draining || s.availableStreams <= 0) continue;
+    if (!best || s.activeStreams < best.activeStreams) best = s;
+  }
+  return best;
+}
+
+export function backendTimeoutMs(state: EdgeState, app: EdgeApp): number {
+  return app.backendTimeout === "long" ? state.limits.longBackendTimeoutMs : state.limits.defaultBackendTimeoutMs;
+}
+
+/** Maps how a tunnel stream failed before its response head to the page the user sees. */
+export function failureKind(err: PosternError | undefined): EdgeError {
+  switch (err?.wireCode) {
+    case WireError.BACKEND_UNREACHABLE: return "backend_unreachable";
+    case WireError.BACKEND_TIMEOUT: return "backend_timeout";
+    case WireError.TARGET_FORBIDDEN: return "target_forbidden";
+    case WireError.BACKEND_INVALID_RESPONSE: return "backend_invalid";
+    default: return "connector_lost";
+  }
+}
+
+/** The uWS handler for every HTTP request on a public listener. */
+export function handleHttp(state: EdgeState, res: HttpResponse, req: HttpRequest, scheme: "http" | "https"): void {
+  const request = readRequest(state, res, req, scheme);
+  if (typeof request === "string") {
+    sendError(res, request, randomUUID(), [], true);
+    return;
+  }
+  if (request.path === "/robots.txt" && request.method === "GET") {
+    res.cork(() => res.writeStatus("200 OK").writeHeader("content-type", "text/plain").writeHeader("x-request-id", request.requestId).end(ROBOTS));
+    return;
+  }
+  const admitted = admit(state, request);
+  if ("error" in admitted) {
+    // An unread body makes the connection unusable for the next request: close it.
+    const unread = (request.contentLength ?? 0) > 0 || request.chunked;
+    sendError(res, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : [], unread);
+    return;
+  }
+  const stream = openStream(state, request, admitted.route, admitted.session);
+  if (!stream) {
+    sendError(res, "no_connector", request.requestId, [], true);
+    return;
+  }
+  new ProxiedRequest(state, res, request, admitted.route, stream);
+}
+
+/**
+ * Opens the tunnel stream, moving to another connection of the group when one refuses (at
+ * its stream limit, or draining after GOAWAY): those refusals are safe to retry.
+ */
+export function openStream(state: EdgeState, request: EdgeRequest, route: Route, first: Session, extra: Record<string, unknown> = {}): Stream | undefined {
+  const hasBody = (request.contentLength ?? 0) > 0 || request.chunked;
+  const head = {
+    method: request.method,
+    target: backendTarget(route, request.path, request.query),
+    headers: requestHeaders(request.headers, { route, clientAddress: request.clientAddress, scheme: request.scheme, host: request.host, requestId: request.requestId }),
+    // `body` and `length` tell the connector how to frame the request body it writes afresh.
+    ext: {
+      app: route.app.name, tenant: route.app.tenantId, requestId: request.requestId, timeoutMs: backendTimeoutMs(state, route.app),
+      body: hasBody, ...(request.contentLength !== undefined && hasBody ? { length: request.contentLength } : {}), ...extra,
+    },
+  };
+  let session: Session | undefined = first;
+  for (let attempt = 0; session && attempt < 3; attempt++) {
+    try {
+      return session.open(head, { end: !hasBody && extra.ws !== true });
+    } catch (err) {
+      if (!(err as PosternError).retryable) return undefined;
+      session = pickSession(state.registry, route.app, session);
+    }
+  }
+  return undefined;
+}
+
+/** The life of one proxied request; all uWS writes go through `outside` or happen in uWS callbacks. */
+class ProxiedRequest {
+  readonly #stream: Stream;
+  #aborted = false;
+  #responded = false;
+  #finished = false;
+  #timer: unknown;
+  #bodyTimer: unknown;
+  /** Response body bookkeeping for tryEnd with a known length. */
+  #total: number | undefined;
+  #pending: { chunk: Buffer; offset: number } | null = null;
+  #head = false;
+
+  constructor(private readonly state: EdgeState, private readonly res: HttpResponse, private readonly request: EdgeRequest, private readonly route: Route, stream: Stream) {
+    const hasBody = (request.contentLength ?? 0) > 0 || request.chunked;
+    this.#head = request.method === "HEAD";
+    this.#stream = stream;
+    state.inflight++;
+    res.onAborted(() => {
+      this.#aborted = true;
+      this.#cleanup();
+      if (!this.#stream.closed) this.#stream.reset(WireError.CANCEL);
+    });
+    this.#timer = state.timers.set(() => this.#fail("backend_timeout", WireError.BACKEND_TIMEOUT), backendTimeoutMs(state, route.app));
+    const s = this.#stream;
+    s.on("response", (head: { status: number; headers: string[] }) => outside(() => this.#respond(head.status, head.headers)));
+    s.on("data", (chunk: Buffer) => outside(() => this.#write(chunk)));
+    s.on("end", () => outside(() => this.#end()));
+    s.on("close", (err?: PosternError) => {
+      if (err) outside(() => this.#fail(failureKind(err)));
+    });
+    if (hasBody) this.#readBody();
+  }
+
+  #readBody(): void {
+    const s = this.#stream;
+    const idle = () => {
+      this.state.timers.clear(this.#bodyTimer);
+      this.#bodyTimer = this.state.timers.set(() => this.#fail("body_timeout", WireError.CANCEL), this.state.limits.bodyIdleMs);
+    };
+    idle();
+    s.on("drain", () => {
+      if (!this.#aborted) this.res.resume();
+    });
+    this.res.onData((ab, isLast) => {
+      if (s.closed) return;
+      // uWS reuses `ab` after this callback: copy before handing it on.
+      const chunk = Buffer.from(ab.slice(0));
+      const more = chunk.length > 0 ? s.write(chunk) : true;
+      if (isLast) {
+        this.state.timers.clear(this.#bodyTimer);
+        s.end();
+      } else {
+        idle();
+        if (!more) this.res.pause();
+      }
+    });
+  }
+
+  #respond(status: number, headers: string[]): void {
+    if (this.#aborted || this.#responded || this.#finished) return;
+    this.state.timers.clear(this.#timer);
+    this.#responded = true;
+    const out = responseHeaders(headers, this.route, this.state.routes.tenantRoutes(this.route.app.tenantId));
+    const length = headers.findIndex((h, i) => i % 2 === 0 && h.toLowerCase() === "content-length");
+    this.#total = length >= 0 && /^\d+$/.test(headers[length + 1]!) ? Number(headers[length + 1]) : undefined;
+    const noBody = this.#head || status === 204 || status === 304 || (status >= 100 && status < 200);
+    this.res.cork(() => {
+      this.res.writeStatus(`${status} ${STATUS_TEXT[status] ?? "Status"}`);
+      for (const [k, v] of out) this.res.writeHeader(k, v);
+      this.res.writeHeader("x-request-id", this.request.requestId);
+      if (noBody) {
+        this.#finished = true;
+        this.res.endWithoutBody(this.#head ? this.#total : undefined);
+        this.#cleanup();
+      } else if (this.#total === 0) {
+        this.#finished = true;
+        this.res.end();
+        this.#cleanup();
+      }
+    });
+  }
+
+  #write(chunk: Buffer): void {
+    if (this.#aborted || this.#finished || !this.#responded) return;
+    const res = this.res;
+    if (this.#total === undefined) {
+      let ok = true;
+      res.cork(() => (ok = res.write(chunk)));
+      if (!ok) {
+        this.#stream.pause();
+        res.onWritable(() => {
+          this.#stream.resume();
+          return true;
+        });
+      }
+      return;
+    }
+    const offset = res.getWriteOffset();
+    let result: [boolean, boolean] = [true, false];
+    res.cork(() => (result = res.tryEnd(chunk, this.#total!)));
+    const [ok, done] = result;
+    if (done) {
+      this.#finished = true;
+      this.#cleanup();
+      return;
+    }
+    if (!ok) {
+      this.#pending = { chunk, offset };
+      this.#stream.pause();
+      res.onWritable((at) => {
+        const pending = this.#pending;
+        if (!pending) return true;
+        const [ok2, done2] = res.tryEnd(pending.chunk.subarray(at - pending.offset), this.#total!);
+        if (done2) {
+          this.#finished = true;
+          this.#cleanup();
+        } else if (ok2) {
+          this.#pending = null;
+          this.#stream.resume();
+        }
+        return ok2;
+      });
+    }
+  }
+
+  #end(): void {
+    if (this.#aborted || this.#finished || !this.#responded) return;
+    this.#finished = true;
+    this.#cleanup();
+    if (this.#total !== undefined) {
+      // The backend sent fewer bytes than it announced: the client must not take it as whole.
+      this.res.close();
+      return;
+    }
+    this.res.cork(() => this.res.end());
+  }
+
+  #fail(kind: EdgeError, resetCode?: number): void {
+    if (resetCode !== undefined && !this.#stream.closed) this.#stream.reset(resetCode);
+    if (this.#aborted || this.#finished) return;
+    this.#finished = true;
+    this.#cleanup();
+    if (this.#responded) {
+      this.res.close(); // the response already started: cut it so the client sees it incomplete
+      return;
+    }
+    sendError(this.res, kind, this.request.requestId, [], true);
+  }
+
+  #cleanup(): void {
+    this.state.timers.clear(this.#timer);
+    this.state.timers.clear(this.#bodyTimer);
+    if (this.#done) return;
+    this.#done = true;
+    this.state.inflight--;
+  }
+
+  #done = false;
+}

@@ -1,0 +1,77 @@
+/**
+ * The engine's routing table: external host, then the longest published path prefix. Built
+ * aside from each config snapshot and swapped in with one assignment.
+ */
+
+/** What the edge needs of an app (a subset of control's settings, as the feed sends them). */
+export interface EdgeApp {
+  readonly tenantId: string;
+  readonly name: string;
+  readonly internalUrl: string;
+  readonly externalUrl: string;
+  readonly preAuthentication: "oidc" | "passthrough";
+  readonly connectorGroup: string;
+  readonly backendTimeout: "default" | "long";
+  readonly maintenanceMode: boolean;
+  readonly translateHeaders: boolean;
+  readonly translateBody: boolean;
+  readonly validateBackendTls: boolean;
+}
+
+export interface Route {
+  readonly app: EdgeApp;
+  /** External path prefix, ending in "/". */
+  readonly prefix: string;
+  /** Internal base path, ending in "/". */
+  readonly internalPrefix: string;
+  readonly external: URL;
+  readonly internal: URL;
+}
+
+export class RouteTable {
+  readonly #byHost = new Map<string, Route[]>();
+  readonly apps: readonly EdgeApp[];
+
+  constructor(apps: readonly EdgeApp[]) {
+    this.apps = apps;
+    for (const app of apps) {
+      let external: URL;
+      let internal: URL;
+      try {
+        external = new URL(app.externalUrl);
+        internal = new URL(app.internalUrl);
+      } catch {
+        continue; // control validated these; a bad one only loses its own route
+      }
+      const host = external.hostname.toLowerCase();
+      const list = this.#byHost.get(host) ?? [];
+      list.push({ app, prefix: external.pathname, internalPrefix: internal.pathname, external, internal });
+      this.#byHost.set(host, list);
+    }
+    for (const list of this.#byHost.values()) list.sort((a, b) => b.prefix.length - a.prefix.length);
+  }
+
+  /** The route for a Host header value and a normalised path, if any. */
+  match(hostHeader: string, path: string): Route | undefined {
+    const host = hostOnly(hostHeader);
+    const list = this.#byHost.get(host);
+    if (!list) return undefined;
+    for (const route of list) {
+      if (path.startsWith(route.prefix) || `${path}/` === route.prefix) return route;
+    }
+    return undefined;
+  }
+
+  /** Routes of a tenant's apps, for translating links to any of them. */
+  tenantRoutes(tenantId: string): Route[] {
+    return [...this.#byHost.values()].flat().filter((r) => r.app.tenantId === tenantId);
+  }
+}
+
+/** Lower-case host without port, from a Host header (`[::1]:80` -> `::1`). */
+export function hostOnly(hostHeader: string): string {
+  const h = hostHeader.trim().toLowerCase();
+  if (h.startsWith("[")) return h.slice(1, h.indexOf("]") > 0 ? h.indexOf("]") : undefined);
+  const colon = h.lastIndexOf(":");
+  return colon > 0 ? h.slice(0, colon) : h;
+}

@@ -1,0 +1,119 @@
+/**
+ * WebSocket pass-through, engine side. The upgrade is checked and routed like any request;
+ * the connector opens the backend WebSocket and only when the backend answers 101 does the
+ * engine complete the user's upgrade (a refusal goes back as a plain response). Messages then
+ * travel as relay records (engine/protocol/ws-relay.ts), with the tunnel stream paused while
+ * the user's socket has too much buffered, and the user's socket closed if it floods a stream
+ * that cannot keep up.
+ */
+import type { Stream } from "../mux/stream.js";
+import { WireError } from "../protocol/constants.js";
+import type { PosternError } from "../protocol/errors.js";
+import { RelayDecoder, RelayKind, encodeRelay, encodeRelayClose, MAX_RELAY_MESSAGE } from "../protocol/ws-relay.js";
+import { uws, type TemplatedApp, type WebSocket } from "../uws/index.js";
+import { outside } from "./outside.js";
+import { STATUS_TEXT } from "./pages.js";
+import { admit, backendTimeoutMs, failureKind, openStream, readRequest, sendError, type EdgeState } from "./proxy.js";
+import { responseHeaders } from "./headers.js";
+
+interface Relay {
+  stream: Stream;
+}
+
+/** Bytes buffered for the user (or queued into the stream) before the other side waits. */
+const HIGH_WATER = 1024 * 1024;
+
+export function attachWebSockets(app: TemplatedApp, state: EdgeState, scheme: "http" | "https"): void {
+  app.ws<Relay>("/*", {
+    compression: uws.DISABLED,
+    maxPayloadLength: MAX_RELAY_MESSAGE,
+    maxBackpressure: 4 * HIGH_WATER,
+    idleTimeout: 120,
+    sendPingsAutomatically: true,
+    upgrade: (res, req, context) => {
+      const request = readRequest(state, res, req, scheme);
+      if (typeof request === "string") return sendError(res, request, "-", [], true);
+      const key = req.getHeader("sec-websocket-key");
+      const admitted = admit(state, request);
+      if ("error" in admitted) {
+        return sendError(res, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : []);
+      }
+      const stream = openStream(state, request, admitted.route, admitted.session, { ws: true });
+      if (!stream) return sendError(res, "no_connector", request.requestId);
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+        state.timers.clear(timer);
+        if (!stream.closed) stream.reset(WireError.CANCEL);
+      });
+      const timer = state.timers.set(() => {
+        if (!stream.closed) stream.reset(WireError.BACKEND_TIMEOUT);
+        if (!aborted) outside(() => !aborted && sendError(res, "backend_timeout", request.requestId, [], true));
+        aborted = true;
+      }, backendTimeoutMs(state, admitted.route.app));
+      stream.once("response", (head: { status: number; headers: string[] }) => outside(() => {
+        state.timers.clear(timer);
+        if (aborted) return;
+        aborted = true; // res is handed over (upgrade) or finished below: no further use
+        if (head.status === 101) {
+          const protocol = head.headers[head.headers.indexOf("sec-websocket-protocol") + 1] ?? "";
+          // No extensions are negotiated: messages are relayed as they are, uncompressed.
+          res.cork(() => res.upgrade<Relay>({ stream }, key, head.headers.includes("sec-websocket-protocol") ? protocol : "", "", context));
+          return;
+        }
+        // The backend refused the upgrade: pass its answer on (bodies of refusals are small).
+        const chunks: Buffer[] = [];
+        stream.on("data", (c: Buffer) => chunks.push(c));
+        stream.once("end", () => outside(() => res.cork(() => {
+          res.writeStatus(`${head.status} ${STATUS_TEXT[head.status] ?? "Status"}`);
+          for (const [k, v] of responseHeaders(head.headers, admitted.route, state.routes.tenantRoutes(admitted.route.app.tenantId))) res.writeHeader(k, v);
+          res.writeHeader("x-request-id", request.requestId).end(Buffer.concat(chunks));
+        })));
+      }));
+      stream.once("close", (err?: PosternError) => {
+        if (err && !aborted) {
+          aborted = true;
+          state.timers.clear(timer);
+          outside(() => sendError(res, failureKind(err), request.requestId, [], true));
+        }
+      });
+    },
+    open: (ws: WebSocket<Relay>) => {
+      const { stream } = ws.getUserData();
+      const decoder = new RelayDecoder((kind, payload) => {
+        if (kind === RelayKind.CLOSE) {
+          const code = payload.length >= 2 ? payload.readUInt16BE(0) : 1000;
+          outside(() => ws.end(code, payload.subarray(2)));
+          return;
+        }
+        ws.send(payload, kind === RelayKind.BINARY);
+        if (ws.getBufferedAmount() > HIGH_WATER) stream.pause();
+      });
+      stream.on("data", (chunk: Buffer) => {
+        try {
+          decoder.push(chunk);
+        } catch {
+          stream.reset(WireError.PROTOCOL_ERROR);
+          ws.end(1011, "relay error");
+        }
+      });
+      stream.once("close", (err?: PosternError) => {
+        if (err) outside(() => ws.end(1011, "backend connection lost"));
+      });
+    },
+    message: (ws, message, isBinary) => {
+      const { stream } = ws.getUserData();
+      if (stream.closed) return;
+      stream.write(encodeRelay(isBinary ? RelayKind.BINARY : RelayKind.TEXT, new Uint8Array(message)));
+      // A user who keeps sending while the backend does not read is cut off, not buffered for.
+      if (stream.writableLength > HIGH_WATER) ws.end(1008, "backend is not keeping up");
+    },
+    drain: (ws) => ws.getUserData().stream.resume(),
+    close: (ws, code, message) => {
+      const { stream } = ws.getUserData();
+      if (stream.closed) return;
+      stream.write(encodeRelayClose(code, Buffer.from(message).toString()));
+      stream.end();
+    },
+  });
+}

@@ -1,0 +1,45 @@
+/**
+ * The edge's limits, each enforced in the core and each hit by a test. Defaults come from
+ * SECURITY.md (nginx, Envoy, Node and Entra figures).
+ */
+import { PosternError } from "../protocol/errors.js";
+import { DEFAULT_THROTTLE, type ThrottleConfig } from "./throttle.js";
+
+export interface EdgeLimits extends ThrottleConfig {
+  /** Longest request target (path + query), bytes -> 414. */
+  readonly maxUrlBytes: number; // 8192
+  /** All request headers together, bytes -> 431 (uWS is raised to this via UWS_HTTP_MAX_HEADERS_SIZE). */
+  readonly maxHeaderBytes: number; // 16_384
+  /** Number of request headers -> 431 (counted by us: uWS slows down past ~100). */
+  readonly maxHeaderCount: number; // 100
+  /** Longest pause between request body chunks, ms -> 408. */
+  readonly bodyIdleMs: number; // 30_000
+  /** Requests in flight through this engine; past it new ones get 503 at once. */
+  readonly maxInflight: number; // 20_000
+  /** No response head within this: 504 (app setting `default`), ms. */
+  readonly defaultBackendTimeoutMs: number; // 85_000
+  /** The same for apps set to `long`, ms. */
+  readonly longBackendTimeoutMs: number; // 180_000
+}
+
+export const DEFAULT_LIMITS: EdgeLimits = Object.freeze({
+  ...DEFAULT_THROTTLE,
+  maxUrlBytes: 8192,
+  maxHeaderBytes: 16_384,
+  maxHeaderCount: 100,
+  bodyIdleMs: 30_000,
+  maxInflight: 20_000,
+  defaultBackendTimeoutMs: 85_000,
+  longBackendTimeoutMs: 180_000,
+});
+
+export function resolveLimits(input: Partial<EdgeLimits> = {}): EdgeLimits {
+  const limits = { ...DEFAULT_LIMITS, ...input };
+  for (const [key, value] of Object.entries(limits)) {
+    if (!(key in DEFAULT_LIMITS)) throw new PosternError("POSTERN_CONFIG", `limits.${key}: unknown setting`);
+    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+      throw new PosternError("POSTERN_CONFIG", `limits.${key}: expected a number >= 0, got ${JSON.stringify(value)}`);
+    }
+  }
+  return Object.freeze(limits);
+}
