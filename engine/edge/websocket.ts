@@ -18,6 +18,8 @@ import { responseHeaders } from "./headers.js";
 
 interface Relay {
   stream: Stream;
+  /** The user's socket closed: uWS must not be touched through it again. */
+  closed?: boolean;
 }
 
 /** Bytes buffered for the user (or queued into the stream) before the other side waits. */
@@ -81,9 +83,11 @@ export function attachWebSockets(app: TemplatedApp, state: EdgeState, scheme: "h
     open: (ws: WebSocket<Relay>) => {
       const { stream } = ws.getUserData();
       const decoder = new RelayDecoder((kind, payload) => {
+        const data = ws.getUserData();
+        if (data.closed) return;
         if (kind === RelayKind.CLOSE) {
           const code = payload.length >= 2 ? payload.readUInt16BE(0) : 1000;
-          outside(() => ws.end(code, payload.subarray(2)));
+          outside(() => data.closed || ws.end(code, payload.subarray(2)));
           return;
         }
         ws.send(payload, kind === RelayKind.BINARY);
@@ -94,11 +98,11 @@ export function attachWebSockets(app: TemplatedApp, state: EdgeState, scheme: "h
           decoder.push(chunk);
         } catch {
           stream.reset(WireError.PROTOCOL_ERROR);
-          ws.end(1011, "relay error");
+          if (!ws.getUserData().closed) ws.end(1011, "relay error");
         }
       });
       stream.once("close", (err?: PosternError) => {
-        if (err) outside(() => ws.end(1011, "backend connection lost"));
+        if (err) outside(() => ws.getUserData().closed || ws.end(1011, "backend connection lost"));
       });
     },
     message: (ws, message, isBinary) => {
@@ -110,7 +114,9 @@ export function attachWebSockets(app: TemplatedApp, state: EdgeState, scheme: "h
     },
     drain: (ws) => ws.getUserData().stream.resume(),
     close: (ws, code, message) => {
-      const { stream } = ws.getUserData();
+      const data = ws.getUserData();
+      data.closed = true;
+      const { stream } = data;
       if (stream.closed) return;
       stream.write(encodeRelayClose(code, Buffer.from(message).toString()));
       stream.end();

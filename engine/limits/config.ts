@@ -10,8 +10,12 @@ export interface EdgeLimits extends ThrottleConfig {
   readonly maxUrlBytes: number; // 8192
   /** All request headers together, bytes -> 431 (uWS is raised to this via UWS_HTTP_MAX_HEADERS_SIZE). */
   readonly maxHeaderBytes: number; // 16_384
-  /** Number of request headers -> 431 (counted by us: uWS slows down past ~100). */
-  readonly maxHeaderCount: number; // 100
+  /**
+   * Number of request headers -> 431, counted by us. This uWS build's parser stops at 48
+   * headers and leaves a request with more unanswered until its idle timeout, so the count
+   * must stay below that for the 431 to be reachable.
+   */
+  readonly maxHeaderCount: number; // 40
   /** Longest pause between request body chunks, ms -> 408. */
   readonly bodyIdleMs: number; // 30_000
   /** Requests in flight through this engine; past it new ones get 503 at once. */
@@ -26,7 +30,7 @@ export const DEFAULT_LIMITS: EdgeLimits = Object.freeze({
   ...DEFAULT_THROTTLE,
   maxUrlBytes: 8192,
   maxHeaderBytes: 16_384,
-  maxHeaderCount: 100,
+  maxHeaderCount: 40,
   bodyIdleMs: 30_000,
   maxInflight: 20_000,
   defaultBackendTimeoutMs: 85_000,
