@@ -37,6 +37,14 @@ export interface EdgeState {
   readonly limits: EdgeLimits;
   readonly timers: Timers;
   inflight: number;
+  /** Requests waiting for a free stream, oldest first (bounded by limits.maxQueued). */
+  readonly queue: QueuedRequest[];
+}
+
+interface QueuedRequest {
+  /** Tries again; returns false to stay queued. */
+  retry(): boolean;
+  cancel(): void;
 }
 
 /** A parsed, checked request: everything read from uWS's `req` before it goes away. */
@@ -127,7 +135,7 @@ export function sendError(res: HttpResponse, kind: EdgeError, requestId: string,
 }
 
 /** Where the request goes, or the refusal; shared by HTTP and WebSocket upgrades. */
-export function admit(state: EdgeState, request: EdgeRequest): { route: Route; session: Session } | { error: EdgeError; retryAfterS?: number } {
+export function admit(state: EdgeState, request: EdgeRequest): { route: Route; session: Session | undefined } | { error: EdgeError; retryAfterS?: number } {
   const route = state.routes.match(request.host, request.path);
   if (!route) return { error: "not_found" };
   const app = route.app;
@@ -138,8 +146,26 @@ export function admit(state: EdgeState, request: EdgeRequest): { route: Route; s
   if (wait > 0) return { error: "throttled", retryAfterS: Math.max(1, Math.ceil(wait / 1000)) };
   if (state.inflight >= state.limits.maxInflight) return { error: "overloaded" };
   const session = pickSession(state.registry, app);
-  if (!session) return { error: "no_connector" };
+  // No session: either the group has no connector (503), or all its streams are busy (the caller may queue).
+  if (!session && !groupConnected(state.registry, app)) return { error: "no_connector" };
   return { route, session };
+}
+
+function groupConnected(registry: ConnectorRegistry, app: EdgeApp): boolean {
+  const group = app.connectorGroup.toLowerCase();
+  return registry.connections().some((live) => {
+    const entry = registry.entry(live.identity.id);
+    return entry !== undefined && entry.tenantId === app.tenantId && entry.group.toLowerCase() === group && !live.session.closed && !live.session.draining;
+  });
+}
+
+/** A proxied request finished: give its stream slot to the oldest waiting request. */
+function release(state: EdgeState): void {
+  state.inflight--;
+  while (state.queue.length > 0) {
+    if (state.queue[0]!.retry()) state.queue.shift();
+    else break;
+  }
 }
 
 /** Least outstanding streams among healthy connections of the app's connector group. */
@@ -189,12 +215,45 @@ export function handleHttp(state: EdgeState, res: HttpResponse, req: HttpRequest
     sendError(res, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : [], unread);
     return;
   }
-  const stream = openStream(state, request, admitted.route, admitted.session);
-  if (!stream) {
-    sendError(res, "no_connector", request.requestId, [], true);
+  const { route } = admitted;
+  const start = (session: Session | undefined): boolean => {
+    const stream = session ? openStream(state, request, route, session) : undefined;
+    if (!stream) return false;
+    new ProxiedRequest(state, res, request, route, stream);
+    return true;
+  };
+  if (start(admitted.session)) return;
+  const hasBody = (request.contentLength ?? 0) > 0 || request.chunked;
+  if (hasBody || state.queue.length >= state.limits.maxQueued) {
+    sendError(res, "overloaded", request.requestId, [], hasBody);
     return;
   }
-  new ProxiedRequest(state, res, request, admitted.route, stream);
+  // Every stream of the group is busy: wait (bounded) for one to free up.
+  let done = false;
+  const entry: QueuedRequest = {
+    retry: () => {
+      if (done) return true;
+      const session = pickSession(state.registry, route.app);
+      if (!session) return false;
+      done = true;
+      state.timers.clear(timer);
+      if (!start(session)) sendError(res, "no_connector", request.requestId);
+      return true;
+    },
+    cancel: () => {
+      done = true;
+      state.timers.clear(timer);
+      const at = state.queue.indexOf(entry);
+      if (at >= 0) state.queue.splice(at, 1);
+    },
+  };
+  const timer = state.timers.set(() => {
+    if (done) return;
+    entry.cancel();
+    sendError(res, "overloaded", request.requestId);
+  }, state.limits.maxQueueWaitMs);
+  res.onAborted(() => entry.cancel());
+  state.queue.push(entry);
 }
 
 /**
@@ -380,7 +439,7 @@ class ProxiedRequest {
     this.state.timers.clear(this.#bodyTimer);
     if (this.#done) return;
     this.#done = true;
-    this.state.inflight--;
+    release(this.state);
   }
 
   #done = false;

@@ -43,6 +43,7 @@ export class Edge {
       limits,
       timers: options.timers ?? realTimers,
       inflight: 0,
+      queue: [],
     });
     if (options.httpPort !== undefined) {
       const l = await listen(edge.#app(uws.App(), "http"), options.host, options.httpPort);

@@ -40,7 +40,7 @@ export function attachWebSockets(app: TemplatedApp, state: EdgeState, scheme: "h
       if ("error" in admitted) {
         return sendError(res, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : []);
       }
-      const stream = openStream(state, request, admitted.route, admitted.session, { ws: true });
+      const stream = admitted.session ? openStream(state, request, admitted.route, admitted.session, { ws: true }) : undefined;
       if (!stream) return sendError(res, "no_connector", request.requestId);
       let aborted = false;
       res.onAborted(() => {

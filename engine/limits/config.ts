@@ -20,6 +20,13 @@ export interface EdgeLimits extends ThrottleConfig {
   readonly bodyIdleMs: number; // 30_000
   /** Requests in flight through this engine; past it new ones get 503 at once. */
   readonly maxInflight: number; // 20_000
+  /**
+   * Requests (without a body) that wait for a free tunnel stream when every connection of the
+   * group is at its stream limit; past it, 503 at once.
+   */
+  readonly maxQueued: number; // 10_000
+  /** Longest such a request waits for a stream before 503, ms. */
+  readonly maxQueueWaitMs: number; // 30_000
   /** No response head within this: 504 (app setting `default`), ms. */
   readonly defaultBackendTimeoutMs: number; // 85_000
   /** The same for apps set to `long`, ms. */
@@ -33,6 +40,8 @@ export const DEFAULT_LIMITS: EdgeLimits = Object.freeze({
   maxHeaderCount: 40,
   bodyIdleMs: 30_000,
   maxInflight: 20_000,
+  maxQueued: 10_000,
+  maxQueueWaitMs: 30_000,
   defaultBackendTimeoutMs: 85_000,
   longBackendTimeoutMs: 180_000,
 });
