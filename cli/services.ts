@@ -110,12 +110,18 @@ Options:
   --tunnel-host H       Tunnel listen address (default 127.0.0.1)
   --tunnel-port N       Tunnel listen port (default 7700)
   --tunnel-url URL      wss:// URL connectors dial (default from host and port)
+  --public-host H       Public listeners' address (default 127.0.0.1)
+  --http-port N         Public HTTP port (default 8080; 0 picks a free one)
+  --https-port N        Public HTTPS port (default: none)
 ${ADMIN_HELP}`;
 
 export async function runEngine(args: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args,
-    options: { ...ADMIN_OPTIONS, "state-dir": { type: "string" }, "tunnel-host": { type: "string", default: "127.0.0.1" }, "tunnel-port": { type: "string" }, "tunnel-url": { type: "string" } },
+    options: {
+      ...ADMIN_OPTIONS, "state-dir": { type: "string" }, "tunnel-host": { type: "string", default: "127.0.0.1" }, "tunnel-port": { type: "string" },
+      "tunnel-url": { type: "string" }, "public-host": { type: "string", default: "127.0.0.1" }, "http-port": { type: "string" }, "https-port": { type: "string" },
+    },
     strict: true,
   });
   if (v.help) {
@@ -133,8 +139,12 @@ export async function runEngine(args: string[]): Promise<number> {
   }
   const engine = await EngineNode.start({
     stateDir, tunnelHost: v["tunnel-host"], tunnelPort: port, version: VERSION, ...(v["tunnel-url"] ? { tunnelUrl: v["tunnel-url"] } : {}),
+    publicHost: v["public-host"], httpPort: intFlag(v["http-port"], "http-port", 8080, 0, 65535),
+    ...(v["https-port"] !== undefined ? { httpsPort: intFlag(v["https-port"], "https-port", 8443, 0, 65535) } : {}),
   });
-  process.stdout.write(v.json ? JSON.stringify({ engine: engine.identity.id, tunnelUrl: engine.tunnelUrl }) + "\n" : `Engine ${engine.identity.id}: tunnel at ${engine.tunnelUrl}\n`);
+  const ready = { engine: engine.identity.id, tunnelUrl: engine.tunnelUrl, httpPort: engine.edge.httpPort, httpsPort: engine.edge.httpsPort };
+  process.stdout.write(v.json ? JSON.stringify(ready) + "\n"
+    : `Engine ${engine.identity.id}: public HTTP on ${v["public-host"]}:${engine.edge.httpPort}${engine.edge.httpsPort ? `, HTTPS on ${engine.edge.httpsPort}` : ""}; tunnel at ${engine.tunnelUrl}\n`);
   await untilSignal();
   await engine.close();
   return 0;

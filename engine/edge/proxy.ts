@@ -295,6 +295,9 @@ class ProxiedRequest {
   /** Response body bookkeeping for tryEnd with a known length. */
   #total: number | undefined;
   #pending: { chunk: Buffer; offset: number } | null = null;
+  #backlog: Buffer[] = [];
+  /** The stream ended while data still waited on backpressure. */
+  #ended = false;
   #head = false;
 
   constructor(private readonly state: EdgeState, private readonly res: HttpResponse, private readonly request: EdgeRequest, private readonly route: Route, stream: Stream) {
@@ -382,36 +385,63 @@ class ProxiedRequest {
       }
       return;
     }
+    // Known length: tryEnd may take only part of a chunk. Chunks that arrive before the rest
+    // is written wait behind it (at most the stream window, since the stream is paused).
+    if (this.#pending) {
+      this.#backlog.push(chunk);
+      return;
+    }
+    this.#tryEnd(chunk);
+  }
+
+  /** Writes with tryEnd; on backpressure keeps the unwritten part and continues in onWritable. */
+  #tryEnd(chunk: Buffer): void {
+    const res = this.res;
     const offset = res.getWriteOffset();
     let result: [boolean, boolean] = [true, false];
     res.cork(() => (result = res.tryEnd(chunk, this.#total!)));
-    const [ok, done] = result;
-    if (done) {
-      this.#finished = true;
-      this.#cleanup();
-      return;
-    }
-    if (!ok) {
-      this.#pending = { chunk, offset };
-      this.#stream.pause();
-      res.onWritable((at) => {
-        const pending = this.#pending;
-        if (!pending) return true;
-        const [ok2, done2] = res.tryEnd(pending.chunk.subarray(at - pending.offset), this.#total!);
-        if (done2) {
-          this.#finished = true;
-          this.#cleanup();
-        } else if (ok2) {
-          this.#pending = null;
-          this.#stream.resume();
+    if (result[1]) return this.#completed();
+    if (result[0]) return;
+    this.#pending = { chunk, offset };
+    this.#stream.pause();
+    res.onWritable((at) => {
+      let pending = this.#pending;
+      while (pending) {
+        const [ok, done] = res.tryEnd(pending.chunk.subarray(at - pending.offset), this.#total!);
+        if (done) {
+          this.#completed();
+          return true;
         }
-        return ok2;
-      });
-    }
+        if (!ok) return false;
+        const next = this.#backlog.shift();
+        pending = this.#pending = next ? { chunk: next, offset: (at = res.getWriteOffset()) } : null;
+      }
+      if (this.#ended) {
+        // The backend ended short of its Content-Length: cut the response, do not let it pass as whole.
+        this.#completed();
+        res.close();
+        return true;
+      }
+      this.#stream.resume();
+      return true;
+    });
+  }
+
+  #completed(): void {
+    this.#finished = true;
+    this.#pending = null;
+    this.#backlog = [];
+    this.#cleanup();
   }
 
   #end(): void {
     if (this.#aborted || this.#finished || !this.#responded) return;
+    // With a known length, the last tryEnd completes the response; data still waiting on
+    // backpressure will finish it from onWritable.
+    if (this.#total !== undefined && this.#pending) {
+      this.#ended = true;
+      return;
+    }
     this.#finished = true;
     this.#cleanup();
     if (this.#total !== undefined) {
