@@ -41,13 +41,14 @@ const APP_OPTIONS = {
   "cert-password": { type: "string" },
 } as const;
 
-const APP_HELP = `Usage: postern app <add|list|show|update|remove> [NAME] [options]
+const APP_HELP = `Usage: postern app <add|list|show|update|remove|test> [NAME] [options]
 
   add      Publish an app (--name and --internal-url are required)
   list     List apps
   show     Show one app's settings
   update   Change the settings given as flags
   remove   Remove an app
+  test     Have a connector probe the app's internal URL (DNS, TCP, TLS, HTTP) and say what to fix
 
 App settings:
   --name NAME                      Display name (unique in the tenant)
@@ -138,6 +139,22 @@ function print(v: { json?: boolean | undefined }, data: unknown, text: () => str
   process.stdout.write(v.json ? JSON.stringify(data, null, 2) + "\n" : text());
 }
 
+interface ProbeReport {
+  internalUrl: string;
+  ok: boolean;
+  steps: { step: string; ok: boolean; ms: number; detail: string }[];
+  likelyFix: string;
+}
+
+function describeProbe(name: string, result: { connector: string | null; report: ProbeReport | null; message: string }): string {
+  if (!result.report) return `${name}: ${result.message}\n`;
+  const r = result.report;
+  const lines = [`${name}: ${r.internalUrl} from connector ${result.connector}`];
+  for (const s of r.steps) lines.push(`  ${s.ok ? "ok  " : "FAIL"} ${s.step.toUpperCase().padEnd(5)} ${String(s.ms).padStart(5)} ms  ${s.detail}`);
+  lines.push(r.ok ? "  Reachable." : `  Likely fix: ${r.likelyFix}`);
+  return lines.join("\n") + "\n";
+}
+
 function describeApp(app: App): string {
   const lines = Object.entries(app).map(([k, value]) => `${k.padEnd(20)} ${typeof value === "object" && value !== null ? JSON.stringify(value) : String(value)}`);
   return lines.join("\n") + "\n";
@@ -187,6 +204,11 @@ export async function runApp(args: string[]): Promise<number> {
       if (!app) throw new UsageError("postern app update: give at least one setting to change");
       print(v, app, () => `Updated "${app.name}".\n`);
       return 0;
+    }
+    case "test": {
+      const result = await adminCall<{ connector: string | null; report: ProbeReport | null; message: string }>(target, "POST", `/api/v1/apps/${enc(needName())}/test`);
+      print(v, result, () => describeProbe(name!, result));
+      return result.report?.ok ? 0 : 1;
     }
     case "remove": {
       await adminCall(target, "DELETE", `/api/v1/apps/${enc(needName())}`);

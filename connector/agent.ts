@@ -14,10 +14,16 @@ import { ConfigFeed, ControlClient } from "../engine/protocol/control-client.js"
 import { createKeyAndCsr } from "../engine/protocol/csr.js";
 import { loadIdentity, saveIdentity, type StoredIdentity } from "../engine/protocol/enrollment.js";
 import type { ConnectorConfig } from "../engine/protocol/feed.js";
+import { probe } from "./probe.js";
 import { BackendProxy } from "./proxy.js";
 import { TunnelPool } from "./tunnels.js";
 
 const DAY_MS = 86_400_000;
+
+function proxyFrom(options: ConnectorAgentOptions): string | undefined {
+  const value = options.proxyUrl ?? process.env.HTTPS_PROXY ?? process.env.https_proxy;
+  return value === undefined || value === "" ? undefined : value;
+}
 
 export interface ConnectorAgentOptions {
   readonly stateDir: string;
@@ -36,6 +42,8 @@ export interface ConnectorAgentOptions {
   readonly onStream?: (stream: Stream, session: Session, agent: ConnectorAgent) => void;
   readonly mux?: MuxConfigInput;
   readonly logger?: Logger;
+  /** Outbound HTTP proxy for tunnel connections; default HTTPS_PROXY / https_proxy from the environment. */
+  readonly proxyUrl?: string;
 }
 
 interface AgentEvents {
@@ -56,6 +64,8 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
   #renewTimer: NodeJS.Timeout | undefined;
   #renewing: Promise<boolean> | null = null;
   #stopped = false;
+  /** Probe ids already run (a probe stays in the feed until someone answers it). */
+  readonly #probed = new Set<string>();
 
   constructor(private readonly options: ConnectorAgentOptions) {
     super();
@@ -78,6 +88,7 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
       ...(options.mux ? { mux: options.mux } : {}),
       logger: this.#log,
       now: this.#now,
+      ...(proxyFrom(options) ? { proxyUrl: proxyFrom(options)! } : {}),
     });
     this.#tunnels.on("connected", (url, session) => this.emit("connected", url, session));
     this.#tunnels.on("disconnected", (url, err) => this.emit("disconnected", url, err));
@@ -105,6 +116,7 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
       this.#tunnels.setEngines(config.engines);
       this.emit("config", config);
       void this.checkRenewal();
+      for (const request of config.probes) void this.#answerProbe(request.id, request.app);
     });
     this.#feed.on("error", (err) => this.#log.warn({ err: err.message, code: (err as { code?: string }).code }, "configuration pull failed"));
     const config = await this.#feed.start();
@@ -138,6 +150,18 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
       this.#log.error({ err: (err as Error).message, code: (err as { code?: string }).code }, "certificate renewal failed; will retry");
       return false;
     }
+  }
+
+  /** Runs an `app test` probe once and sends the report to control. */
+  async #answerProbe(id: string, appName: string): Promise<void> {
+    if (this.#probed.has(id)) return;
+    this.#probed.add(id);
+    const app = this.#feed.current?.apps.find((a) => a.name === appName);
+    if (!app) return;
+    const report = await probe(app.internalUrl, app.validateBackendTls);
+    await this.#client.call("POST", `/api/v1/connectors/probes/${encodeURIComponent(id)}`, { report }).catch((err: Error) => {
+      this.#log.warn({ err: err.message, probe: id }, "could not send the probe report");
+    });
   }
 
   /** GOAWAY on every tunnel, finish in-flight streams within `graceMs`, stop pulling config. */

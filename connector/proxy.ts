@@ -36,7 +36,8 @@ export class BackendProxy {
   readonly #unverified: Agent;
 
   constructor(private readonly options: ProxyOptions) {
-    const common = { connections: options.connectionsPerOrigin ?? 256, keepAliveTimeout: 30_000, bodyTimeout: BODY_IDLE_MS, maxRedirections: 0 };
+    // undici follows no redirects unless told to: a backend redirect goes back to the user, translated.
+    const common = { connections: options.connectionsPerOrigin ?? 256, keepAliveTimeout: 30_000, bodyTimeout: BODY_IDLE_MS };
     this.#verified = new Agent({ ...common, connect: { rejectUnauthorized: true } });
     this.#unverified = new Agent({ ...common, connect: { rejectUnauthorized: false } });
   }

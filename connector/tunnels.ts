@@ -6,6 +6,7 @@
  * certificate is used by new connections while existing ones carry on.
  */
 import { EventEmitter } from "node:events";
+import { HttpsProxyAgent } from "https-proxy-agent";
 import type { Logger } from "pino";
 import type { MuxConfigInput } from "../engine/mux/config.js";
 import type { Session } from "../engine/mux/session.js";
@@ -28,6 +29,8 @@ export interface TunnelPoolOptions {
   readonly mux?: MuxConfigInput;
   readonly logger: Logger;
   readonly now?: () => Date;
+  /** Outbound HTTP proxy for the tunnels (CONNECT), e.g. from HTTPS_PROXY. */
+  readonly proxyUrl?: string;
 }
 
 interface TunnelPoolEvents {
@@ -55,6 +58,7 @@ class TunnelSlot {
       try {
         const session = await dialTunnel({
           url: this.url,
+          ...(this.pool.proxyAgent ? { agent: this.pool.proxyAgent } : {}),
           tls: { ca: creds.caPem, cert: creds.certPem, key: creds.keyPem },
           connectTimeoutMs: 10_000,
           session: {
@@ -98,9 +102,12 @@ class TunnelSlot {
 
 export class TunnelPool extends EventEmitter<TunnelPoolEvents> {
   readonly #slots = new Map<string, TunnelSlot[]>();
+  /** CONNECT through the outbound proxy; TLS to the engine still runs end to end inside it. */
+  readonly proxyAgent: HttpsProxyAgent<string> | undefined;
 
   constructor(private readonly options: TunnelPoolOptions) {
     super();
+    this.proxyAgent = options.proxyUrl ? new HttpsProxyAgent(options.proxyUrl) : undefined;
   }
 
   /** Converges on exactly these engine endpoints. */

@@ -11,6 +11,9 @@ import { BACKEND_TIMEOUT_MS } from "./apps.js";
 import type { LifecyclePolicy } from "./context.js";
 import type { Store } from "./store/types.js";
 
+/** A probe nobody answered within this is dropped from the feed, ms. */
+export const PROBE_TTL_MS = 60_000;
+
 export class FeedHub {
   readonly #waiters = new Set<() => void>();
   readonly #unsubscribe: () => void;
@@ -73,6 +76,7 @@ export async function connectorConfig(store: Store, connectorId: string, policy:
       backendTimeoutMs: BACKEND_TIMEOUT_MS[a.settings.backendTimeout],
     })),
     renewAfterDays: policy.renewAfterDays,
+    probes: await store.pendingProbes(connector.tenantId, connector.group, new Date(Date.now() - PROBE_TTL_MS).toISOString()),
   };
 }
 

@@ -1,4 +1,5 @@
 /** /api/v1/apps: publish, inspect, change and remove apps, and upload custom-domain certificates. */
+import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { appPatchSchema, appSettingsSchema, defaultExternalUrl, parseApp, type AppSettings } from "../apps.js";
 import type { ControlContext } from "../context.js";
@@ -10,6 +11,8 @@ import { ApiError, route, type Route } from "./router.js";
 const PROXY_ADMINS: readonly Role[] = ["Global Administrator", "Application Administrator"];
 /** Who may read apps and change who gets in (assignments, policy, SSO headers, home page). */
 const APP_ADMINS: readonly Role[] = [...PROXY_ADMINS, "Cloud Application Administrator"];
+/** How long `POST /apps/{name}/test` waits for a connector's report, ms. */
+const PROBE_WAIT_MS = 30_000;
 const ACCESS_FIELDS = new Set(["assignments", "policy", "ssoHeaders", "customHomePage"]);
 
 const certificateUpload = z.discriminatedUnion("format", [
@@ -129,6 +132,25 @@ export function appRoutes(ctx: ControlContext, edge: EdgeDefaults): Route[] {
         const stored = checkCertificate(call.body, existing.settings.externalUrl);
         call.auditDetail.fingerprint = stored.fingerprintSha256;
         return { status: 200, body: view(await save(existing.settings, stored, existing.settings.name)) };
+      },
+    }),
+    route({
+      method: "POST", path: "/api/v1/apps/{name}/test", summary: "Have a connector of the app's group probe its internal URL (DNS, TCP, TLS, HTTP)",
+      auth: { roles: PROXY_ADMINS }, action: "app.test",
+      query: z.object({ wait: z.coerce.number().int().min(0).max(PROBE_WAIT_MS / 1000).default(PROBE_WAIT_MS / 1000) }).strict(),
+      response: z.object({ connector: z.string().nullable(), report: z.record(z.string(), z.unknown()).nullable(), message: z.string() }),
+      handler: async (call) => {
+        const app = await mustGet(call.params.name!);
+        const id = randomUUID();
+        await store.addProbe({ id, tenantId: tenant.id, app: app.settings.name, group: app.settings.connectorGroup, createdAt: new Date().toISOString() });
+        const deadline = Date.now() + call.query.wait * 1000;
+        for (;;) {
+          const probe = await store.getProbe(id);
+          if (probe?.result) return { status: 200, body: { connector: probe.connectorId, report: probe.result as Record<string, unknown>, message: "probed" } };
+          if (Date.now() >= deadline) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        return { status: 200, body: { connector: null, report: null, message: `no connector of group "${app.settings.connectorGroup}" answered within ${call.query.wait} s: is one running?` } };
       },
     }),
     route({

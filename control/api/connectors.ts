@@ -197,6 +197,15 @@ export function connectorRoutes(ctx: ControlContext): Route[] {
       },
     }),
     route({
+      method: "POST", path: "/api/v1/connectors/probes/{id}", summary: "A connector's answer to `postern app test`", auth: "proof",
+      body: z.object({ report: z.record(z.string(), z.unknown()) }).strict(), action: "connector.probe",
+      handler: async (call) => {
+        const peer = peerOf(call, "connector");
+        const stored = await store.completeProbe(call.params.id!, peer.id, call.body.report);
+        return { status: stored ? 204 : 409 };
+      },
+    }),
+    route({
       method: "GET", path: "/api/v1/feed/connector", summary: "The calling connector's configuration (long poll past version `after`)", auth: "proof",
       query: feedQuery,
       handler: async (call) => {

@@ -65,6 +65,10 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX oidc_uid ON oidc (model, uid);
   CREATE INDEX oidc_user_code ON oidc (model, user_code);
   `,
+  `
+  CREATE TABLE probes (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, app TEXT NOT NULL, group_name TEXT NOT NULL,
+    created_at TEXT NOT NULL, connector_id TEXT, result TEXT);
+  `,
 ];
 
 type Row = Record<string, unknown>;
@@ -376,6 +380,26 @@ class SqliteStore implements Store {
         id: row.id as number, at: row.at as string, tenantId: row.tenant_id as string, username: row.username as string,
         outcome: row.outcome as SignIn["outcome"], reason: row.reason as string, client: row.client as string,
       }));
+  }
+
+  async addProbe(probe: { id: string; tenantId: string; app: string; group: string; createdAt: string }): Promise<void> {
+    this.#change(() => this.#db.prepare("INSERT INTO probes (id, tenant_id, app, group_name, created_at) VALUES (?, ?, ?, ?, ?)")
+      .run(probe.id, probe.tenantId, probe.app, probe.group, probe.createdAt));
+  }
+
+  async pendingProbes(tenantId: string, group: string, since: string): Promise<{ id: string; app: string }[]> {
+    return this.#all("SELECT id, app FROM probes WHERE tenant_id = ? AND group_name = ? COLLATE NOCASE AND result IS NULL AND created_at >= ?", tenantId, group, since)
+      .map((row) => ({ id: row.id as string, app: row.app as string }));
+  }
+
+  async completeProbe(id: string, connectorId: string, result: unknown): Promise<boolean> {
+    // The first connector to answer wins; later answers are ignored.
+    return this.#db.prepare("UPDATE probes SET connector_id = ?, result = ? WHERE id = ? AND result IS NULL").run(connectorId, JSON.stringify(result), id).changes === 1;
+  }
+
+  async getProbe(id: string): Promise<{ connectorId: string | null; result: unknown } | null> {
+    const row = this.#get("SELECT connector_id, result FROM probes WHERE id = ?", id);
+    return row ? { connectorId: (row.connector_id as string | null) ?? null, result: row.result === null ? null : JSON.parse(row.result as string) } : null;
   }
 
   async oidcUpsert(model: string, id: string, record: OidcRecord, index: { grantId?: string; userCode?: string; uid?: string }): Promise<void> {

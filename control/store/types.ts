@@ -182,6 +182,12 @@ export interface Store {
   appendSignIn(entry: Omit<SignIn, "id">): Promise<void>;
   listSignIns(query: { tenantId: string; limit: number; beforeId?: number }): Promise<SignIn[]>;
 
+  /** `postern app test`: a probe a connector of `group` runs and answers. Adding one bumps the version (it travels in the feed). */
+  addProbe(probe: { id: string; tenantId: string; app: string; group: string; createdAt: string }): Promise<void>;
+  pendingProbes(tenantId: string, group: string, since: string): Promise<{ id: string; app: string }[]>;
+  completeProbe(id: string, connectorId: string, result: unknown): Promise<boolean>;
+  getProbe(id: string): Promise<{ connectorId: string | null; result: unknown } | null>;
+
   oidcUpsert(model: string, id: string, record: OidcRecord, index: { grantId?: string; userCode?: string; uid?: string }): Promise<void>;
   oidcFind(model: string, by: "id" | "uid" | "userCode", value: string, now: number): Promise<OidcRecord | null>;
   oidcDestroy(model: string, id: string): Promise<void>;

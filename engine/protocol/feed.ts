@@ -14,6 +14,8 @@ export interface ConnectorConfig {
   readonly apps: readonly { name: string; internalUrl: string; validateBackendTls: boolean; backendTimeoutMs: number }[];
   /** Renew the certificate once it is older than this, in days. */
   readonly renewAfterDays: number;
+  /** Diagnostics asked for with `postern app test`: probe the app and POST the report. */
+  readonly probes: readonly { id: string; app: string }[];
 }
 
 export interface EngineConfig {

@@ -42,6 +42,8 @@ function probes(control: ControlHandle, adminToken: string): Probe[] {
       await api(control.url, "POST", "/api/v1/apps", adminToken, { ...app(who), name: `doomed-${slug(who)}`, internalUrl: `http://doomed-${slug(who)}.corp/`, externalUrl: `https://doomed-${slug(who)}.contoso.com/` });
       return { path: `/api/v1/apps/doomed-${slug(who)}` };
     } },
+    { method: "POST", route: "/api/v1/apps/{name}/test", allowed: [GA, AA], request: () => ({ path: "/api/v1/apps/Seed/test?wait=0" }) },
+    { method: "POST", route: "/api/v1/connectors/probes/{id}", allowed: [], request: () => ({ path: "/api/v1/connectors/probes/x", body: { report: {} } }) },
     { method: "GET", route: "/api/v1/connector-groups", allowed: [GA, AA], request: () => ({ path: "/api/v1/connector-groups" }) },
     { method: "POST", route: "/api/v1/connector-groups", allowed: [GA, AA], request: (who) => ({ path: "/api/v1/connector-groups", body: { name: `g-${slug(who)}` } }) },
     { method: "DELETE", route: "/api/v1/connector-groups/{name}", allowed: [GA, AA], request: async (who) => {

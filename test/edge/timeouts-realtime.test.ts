@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { edgeRequest, rawExchange, startBackend, startRig, type Backend, type Rig } from "../fixtures/datapath.js";
+import { until } from "../fixtures/lifecycle.js";
 
 // The real clock, once each: the wiring of the 85 s and 180 s backend timeouts end to end.
 // Both run at the same time so the file takes ~3 minutes, alongside the other test files.
@@ -30,6 +31,8 @@ describe("backend timeouts in real time", () => {
     expect(Math.abs(short.seconds - 85)).toBeLessThanOrEqual(1);
     expect(long.status).toBe(504);
     expect(Math.abs(long.seconds - 180)).toBeLessThanOrEqual(1);
+    // The abort reaches the backend just after the 504 reaches the user.
+    await until(() => aborts.has("/long/never"), 5000, "the backend seeing the second abort");
     expect(Math.abs((aborts.get("/default/never")! - short.start) / 1000 - 85)).toBeLessThanOrEqual(1.5);
     expect(Math.abs((aborts.get("/long/never")! - long.start) / 1000 - 180)).toBeLessThanOrEqual(1.5);
   }, 200_000);
