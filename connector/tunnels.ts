@@ -6,6 +6,7 @@
  * certificate is used by new connections while existing ones carry on.
  */
 import { EventEmitter } from "node:events";
+import { checkServerIdentity } from "node:tls";
 import { HttpsProxyAgent } from "https-proxy-agent";
 import type { Logger } from "pino";
 import type { MuxConfigInput } from "../engine/mux/config.js";
@@ -59,7 +60,11 @@ class TunnelSlot {
         const session = await dialTunnel({
           url: this.url,
           ...(this.pool.proxyAgent ? { agent: this.pool.proxyAgent } : {}),
-          tls: { ca: creds.caPem, cert: creds.certPem, key: creds.keyPem },
+          tls: {
+            ca: creds.caPem, cert: creds.certPem, key: creds.keyPem,
+            // The engine's certificate must name the host we dial, also when a proxy sits in between.
+            checkServerIdentity: (_host, cert) => checkServerIdentity(new URL(this.url).hostname.replace(/^\[|\]$/g, ""), cert),
+          },
           connectTimeoutMs: 10_000,
           session: {
             ...(this.options.mux ? { config: this.options.mux } : {}),

@@ -1,5 +1,6 @@
 import type { Agent } from "node:http";
 import type { Socket } from "node:net";
+import type { PeerCertificate } from "node:tls";
 import WebSocket from "ws";
 import { PosternError } from "../protocol/errors.js";
 import { Session, type SessionOptions } from "./session.js";
@@ -12,6 +13,8 @@ export interface DialTls {
   readonly ca?: string | Buffer | (string | Buffer)[];
   /** Server name for SNI and certificate checks when it differs from the URL host. */
   readonly servername?: string;
+  /** Certificate name check; through a CONNECT proxy the URL's host must be checked explicitly. */
+  readonly checkServerIdentity?: (hostname: string, cert: PeerCertificate) => Error | undefined;
 }
 
 export interface ConnectOptions {
