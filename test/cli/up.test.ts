@@ -1,29 +1,48 @@
 import { join } from "node:path";
+import { request } from "undici";
 import { describe, expect, it } from "vitest";
 import { tempDir } from "../fixtures/control.js";
 import { runCli, startService } from "../fixtures/processes.js";
 
 describe("postern CLI (built, as child processes)", () => {
-  it("`up --once --json` brings up control, engine and connector and prints one ready line", async () => {
+  it("`up --once --json` brings up control, engine, connector and the sample app and prints one ready line", async () => {
     const dir = tempDir();
-    const res = await runCli(["up", "--once", "--json", "--data-dir", dir, "--control-port", "0", "--tunnel-port", "0"]);
+    const ports = ["--control-port", "0", "--tunnel-port", "0", "--http-port", "0"];
+    const res = await runCli(["up", "--once", "--json", "--data-dir", dir, ...ports]);
     expect(res.code, res.stderr).toBe(0);
-    const ready = JSON.parse(res.stdout) as { control: string; engine: string; apps: unknown[]; users: { username: string; password: string; roles: string[] }[] };
+    const ready = JSON.parse(res.stdout) as { control: string; engine: string; apps: { name: string; externalUrl: string }[]; users: { username: string; password: string; roles: string[] }[] };
     expect(ready.control).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    expect(ready.engine).toMatch(/^wss:\/\/127\.0\.0\.1:\d+\/tunnel$/);
-    expect(ready.apps).toEqual([]);
+    expect(ready.engine).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(ready.apps).toEqual([{
+      name: "Sample", externalUrl: `http://sample.default.localhost:${new URL(ready.engine).port}/`,
+      internalUrl: expect.stringMatching(/^http:\/\/localhost:\d+\/$/), preAuthentication: "passthrough",
+    }]);
     expect(ready.users).toEqual([{ username: "admin", password: expect.stringMatching(/^\S{8,}$/), roles: ["Global Administrator"] }]);
-    // A second start reuses the identities and the demo user from the data directory.
-    const again = await runCli(["up", "--once", "--json", "--data-dir", dir, "--control-port", "0", "--tunnel-port", "0"]);
+    // A second start reuses identities, the demo user and the app, re-pointed to the new ports.
+    const again = await runCli(["up", "--once", "--json", "--data-dir", dir, ...ports]);
     expect(again.code, again.stderr).toBe(0);
-    expect(JSON.parse(again.stdout).users).toEqual(ready.users);
-  });
+    const second = JSON.parse(again.stdout) as typeof ready;
+    expect(second.users).toEqual(ready.users);
+    expect(second.apps[0]!.externalUrl).toBe(`http://sample.default.localhost:${new URL(second.engine).port}/`);
+    const bare = await runCli(["up", "--once", "--json", "--no-sample", "--data-dir", tempDir(), ...ports]);
+    expect(JSON.parse(bare.stdout).apps).toEqual([]);
+  }, 60_000);
 
   it("admin commands find a local deployment's credential in --data-dir", async () => {
     const dir = tempDir();
-    const up = startService(["up", "--json", "--data-dir", dir, "--control-port", "0", "--tunnel-port", "0"]);
+    const up = startService(["up", "--json", "--data-dir", dir, "--control-port", "0", "--tunnel-port", "0", "--http-port", "0"]);
     try {
-      await up.ready;
+      const ready = (await up.ready) as { engine: string; apps: { externalUrl: string }[] };
+      // The sample app answers through the engine, with its internal links and headers.
+      const host = new URL(ready.apps[0]!.externalUrl).host;
+      const page = await request(`${ready.engine}/`, { headers: { host } });
+      expect(page.statusCode).toBe(200);
+      expect(await page.body.text()).toMatch(/Postern sample app/);
+      const echo = await request(`${ready.engine}/api/echo`, { headers: { host, "x-forwarded-for": "10.9.8.7" } });
+      expect(((await echo.body.json()) as { headers: Record<string, string> }).headers["x-forwarded-for"]).toBe("10.9.8.7, 127.0.0.1");
+      const probe = await runCli(["app", "test", "Sample", "--data-dir", dir]);
+      expect(probe.code, probe.stderr).toBe(0);
+      expect(probe.stdout).toMatch(/ok {3}DNS[\s\S]*ok {3}TCP[\s\S]*ok {3}HTTP[\s\S]*Reachable\./);
       const add = await runCli(["app", "add", "--name", "Wiki", "--internal-url", "http://wiki.corp/", "--preauth", "passthrough", "--backend-timeout", "long",
         "--no-translate-headers", "--translate-body", "--no-validate-backend-tls", "--maintenance", "--cookie-http-only", "--no-cookie-secure", "--cookie-persistent",
         "--allow-ip", "10.0.0.0/8", "--require-mfa", "--assign-user", "alice", "--assign-group", "Sales", "--sso-header", "X-User=preferred_username",
