@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ADMIN_HELP, ADMIN_OPTIONS, UsageError, adminCall, defaultDataDir, resolveAdmin, table, type AdminTarget } from "./admin.js";
 import { deviceLogin } from "./login.js";
+import { rateLimits } from "./up.js";
 import { VERSION } from "../engine/version.js";
 
 export { VERSION };
@@ -113,6 +114,8 @@ Options:
   --public-host H       Public listeners' address (default 127.0.0.1)
   --http-port N         Public HTTP port (default 8080; 0 picks a free one)
   --https-port N        Public HTTPS port (default: none)
+  --app-rate N          Requests/s per app (default 500; 0 = no limit)
+  --tenant-rate N       Requests/s per tenant (default 750; 0 = no limit)
 ${ADMIN_HELP}`;
 
 export async function runEngine(args: string[]): Promise<number> {
@@ -121,6 +124,7 @@ export async function runEngine(args: string[]): Promise<number> {
     options: {
       ...ADMIN_OPTIONS, "state-dir": { type: "string" }, "tunnel-host": { type: "string", default: "127.0.0.1" }, "tunnel-port": { type: "string" },
       "tunnel-url": { type: "string" }, "public-host": { type: "string", default: "127.0.0.1" }, "http-port": { type: "string" }, "https-port": { type: "string" },
+      "app-rate": { type: "string" }, "tenant-rate": { type: "string" },
     },
     strict: true,
   });
@@ -139,7 +143,7 @@ export async function runEngine(args: string[]): Promise<number> {
   }
   const engine = await EngineNode.start({
     stateDir, tunnelHost: v["tunnel-host"], tunnelPort: port, version: VERSION, ...(v["tunnel-url"] ? { tunnelUrl: v["tunnel-url"] } : {}),
-    publicHost: v["public-host"], httpPort: intFlag(v["http-port"], "http-port", 8080, 0, 65535),
+    publicHost: v["public-host"], httpPort: intFlag(v["http-port"], "http-port", 8080, 0, 65535), limits: rateLimits(v),
     ...(v["https-port"] !== undefined ? { httpsPort: intFlag(v["https-port"], "https-port", 8443, 0, 65535) } : {}),
   });
   const ready = { engine: engine.identity.id, tunnelUrl: engine.tunnelUrl, httpPort: engine.edge.httpPort, httpsPort: engine.edge.httpsPort };

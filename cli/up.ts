@@ -42,6 +42,8 @@ Options:
   --tunnel-port N       Engine tunnel port (default 7700, env POSTERN_TUNNEL_PORT; 0 = free port)
   --sample-port N       Sample app port (default 0: a free port, env POSTERN_SAMPLE_PORT)
   --no-sample           Do not start or publish the sample app
+  --app-rate N          Requests/s per app (default 500; 0 = no limit)
+  --tenant-rate N       Requests/s per tenant (default 750; 0 = no limit)
   --once                Exit once everything is ready (for checks)
   --json                Print one JSON line when ready
   -h, --help            Show this help
@@ -54,6 +56,19 @@ interface DemoUser {
   username: string;
   password: string;
   roles: ("Global Administrator")[];
+}
+
+/** --app-rate / --tenant-rate as engine limits (only those given). */
+export function rateLimits(values: { "app-rate"?: string | undefined; "tenant-rate"?: string | undefined }): { appRatePerSecond?: number; tenantRatePerSecond?: number } {
+  const out: { appRatePerSecond?: number; tenantRatePerSecond?: number } = {};
+  for (const [flag, key] of [["app-rate", "appRatePerSecond"], ["tenant-rate", "tenantRatePerSecond"]] as const) {
+    const raw = values[flag];
+    if (raw === undefined) continue;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${flag} must be an integer >= 0, got "${raw}"`);
+    out[key] = n;
+  }
+  return out;
 }
 
 function port(value: string | undefined, env: string, fallback: number, flag: string): number {
@@ -70,6 +85,7 @@ export async function runUp(args: string[]): Promise<number> {
     options: {
       "data-dir": { type: "string" }, "control-port": { type: "string" }, "tunnel-port": { type: "string" }, "http-port": { type: "string" },
       "sample-port": { type: "string" }, "no-sample": { type: "boolean", default: false },
+      "app-rate": { type: "string" }, "tenant-rate": { type: "string" },
       once: { type: "boolean", default: false }, json: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -108,7 +124,9 @@ export async function runUp(args: string[]): Promise<number> {
   if (!identityExists(engineDir, "engine")) {
     await enroll({ kind: "engine", controlUrl: control.url, token, stateDir: engineDir, controlCaPem: control.caCertPem, fields: { tunnelUrl: `wss://127.0.0.1:${tunnelPort}/tunnel` } });
   }
-  const engine = await EngineNode.start({ stateDir: engineDir, tunnelHost: "127.0.0.1", tunnelPort, version: VERSION, controlUrl: control.url, httpPort });
+  const engine = await EngineNode.start({
+    stateDir: engineDir, tunnelHost: "127.0.0.1", tunnelPort, version: VERSION, controlUrl: control.url, httpPort, limits: rateLimits(values),
+  });
   const edgePort = engine.edge.httpPort!;
   control.setEdgeDefaults({ scheme: "http", port: edgePort });
   const sample = values["no-sample"] ? undefined : await startSampleApp(samplePort);
