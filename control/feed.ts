@@ -9,6 +9,7 @@
 import type { ConnectorConfig, EngineConfig } from "../engine/protocol/feed.js";
 import { BACKEND_TIMEOUT_MS } from "./apps.js";
 import type { LifecyclePolicy } from "./context.js";
+import type { Sealer } from "./secrets.js";
 import type { Store } from "./store/types.js";
 
 /** A probe nobody answered within this is dropped from the feed, ms. */
@@ -80,15 +81,27 @@ export async function connectorConfig(store: Store, connectorId: string, policy:
   };
 }
 
-export async function engineConfig(store: Store): Promise<EngineConfig> {
+export async function engineConfig(store: Store, sealer: Sealer): Promise<EngineConfig> {
   const version = await store.configVersion();
   const tenants = await store.listTenants();
   const certificates = await store.listCertificates();
   const connectors = await store.listConnectors();
   const groups = (await Promise.all(tenants.map((t) => store.listConnectorGroups(t.id)))).flat();
+  const apps = await store.listApps();
+  const domainCertificates: EngineConfig["certificates"][number][] = [];
+  for (const app of apps) {
+    // PFX uploads are checked and kept, but served only once converted to PEM (see docs/operations).
+    if (app.certificate?.format !== "pem") continue;
+    const pem = sealer.open(app.certificate.sealed, `domain-cert:${app.settings.externalUrl}`).toString();
+    const keyPem = pem.match(/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----/)?.[0];
+    const certPem = (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).join("\n");
+    if (keyPem && certPem) {
+      domainCertificates.push({ host: new URL(app.settings.externalUrl).hostname, certPem: `${certPem}\n`, keyPem: `${keyPem}\n`, fingerprint: app.certificate.fingerprintSha256 });
+    }
+  }
   return {
     version,
-    apps: (await store.listApps()).map((a) => ({ ...a.settings, tenantId: a.tenantId })),
+    apps: apps.map((a) => ({ ...a.settings, tenantId: a.tenantId })),
     connectorGroups: groups.map((g) => ({ tenantId: g.tenantId, name: g.name })),
     connectors: connectors.map((c) => ({
       id: c.id,
@@ -98,5 +111,6 @@ export async function engineConfig(store: Store): Promise<EngineConfig> {
       serials: certificates.filter((cert) => cert.subjectId === c.id && cert.revokedAt === null).map((cert) => cert.serial),
     })),
     revokedSerials: certificates.filter((cert) => cert.revokedAt !== null).map((cert) => cert.serial),
+    certificates: domainCertificates,
   };
 }

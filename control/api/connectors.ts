@@ -228,7 +228,7 @@ export function connectorRoutes(ctx: ControlContext): Route[] {
           await store.upsertEngine({ id: peer.id, tunnelUrl, lastSeen: ctx.now().toISOString() });
         }
         await waitFeed(call);
-        return { status: 200, body: await engineConfig(store) };
+        return { status: 200, body: await engineConfig(store, ctx.sealer) };
       },
     }),
   ];

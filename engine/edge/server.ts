@@ -3,6 +3,9 @@
  * the proxy and every upgrade to the WebSocket relay. The routing table is rebuilt from each
  * config snapshot and swapped in with one assignment.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { EngineConfig } from "../protocol/feed.js";
 import { resolveLimits, type EdgeLimits } from "../limits/config.js";
 import { Throttle } from "../limits/throttle.js";
@@ -27,6 +30,10 @@ export interface EdgeOptions {
 export class Edge {
   readonly state: EdgeState;
   readonly #listening: Listening[] = [];
+  #https: TemplatedApp | undefined;
+  /** SNI hosts served with a custom-domain certificate: host -> certificate fingerprint. */
+  readonly #sni = new Map<string, string>();
+  #certDir: string | undefined;
   httpPort: number | undefined;
   httpsPort: number | undefined;
 
@@ -52,6 +59,7 @@ export class Edge {
     }
     if (options.https) {
       const app = uws.SSLApp({ key_file_name: options.https.keyFile, cert_file_name: options.https.certFile });
+      edge.#https = app;
       const l = await listen(edge.#app(app, "https"), options.host, options.https.port);
       edge.#listening.push(l);
       edge.httpsPort = l.port;
@@ -65,14 +73,41 @@ export class Edge {
     return app;
   }
 
-  /** Swaps in the routes of a new config snapshot. */
+  /** Swaps in the routes of a new config snapshot, and the custom-domain certificates. */
   apply(config: EngineConfig): void {
     const apps = config.apps as unknown as EdgeApp[];
     this.state.routes = new RouteTable(apps);
     this.state.throttle.retain(new Set(apps.map((a) => `${a.tenantId}/${a.name}`)), new Set(apps.map((a) => a.tenantId)));
+    if (this.#https) this.#applyCertificates(this.#https, config.certificates ?? []);
+  }
+
+  /**
+   * SNI: each custom domain gets its certificate and its own router in uWS (a server name
+   * only sees routes registered under `domain(name)`), pointing at the same handlers.
+   */
+  #applyCertificates(app: TemplatedApp, certificates: EngineConfig["certificates"]): void {
+    const wanted = new Map(certificates.map((c) => [c.host.toLowerCase(), c]));
+    for (const [host, fingerprint] of this.#sni) {
+      if (wanted.get(host)?.fingerprint !== fingerprint) {
+        app.removeServerName(host);
+        this.#sni.delete(host);
+      }
+    }
+    for (const [host, cert] of wanted) {
+      if (this.#sni.has(host)) continue;
+      // uWS reads certificates from files: keep them in a directory only this user can read.
+      this.#certDir ??= mkdtempSync(join(tmpdir(), "postern-sni-"));
+      const base = join(this.#certDir, cert.fingerprint.replace(/[^0-9A-F]/gi, ""));
+      writeFileSync(`${base}.key`, cert.keyPem, { mode: 0o600 });
+      writeFileSync(`${base}.crt`, cert.certPem, { mode: 0o600 });
+      app.addServerName(host, { key_file_name: `${base}.key`, cert_file_name: `${base}.crt` });
+      this.#app(app.domain(host), "https");
+      this.#sni.set(host, cert.fingerprint);
+    }
   }
 
   close(): void {
     for (const l of this.#listening) l.close();
+    if (this.#certDir) rmSync(this.#certDir, { recursive: true, force: true });
   }
 }

@@ -32,4 +32,6 @@ export interface EngineConfig {
     serials: readonly string[];
   }[];
   readonly revokedSerials: readonly string[];
+  /** Custom-domain certificates (PEM) for the HTTPS listener's SNI, one per external host. */
+  readonly certificates: readonly { host: string; certPem: string; keyPem: string; fingerprint: string }[];
 }
