@@ -15,6 +15,8 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     // uWebSockets.js is a native addon: run test files in child processes, not worker threads.
     pool: "forks",
+    // Two workers even on two cores: one spends minutes in the real-time timeout file, mostly asleep.
+    maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 30_000,
     sequence: { sequencer: RealTimeFirst },

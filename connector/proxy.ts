@@ -6,7 +6,6 @@
  * engine's head) runs here as well: the backend request is aborted when it fires or when the
  * engine resets the stream. Redirects are never followed.
  */
-import { once } from "node:events";
 import { Readable } from "node:stream";
 import type { Logger } from "pino";
 import { Agent, errors as undiciErrors, type Dispatcher } from "undici";
@@ -18,7 +17,10 @@ import { relayWebSocket } from "./websocket.js";
 
 type PublishedApp = ConnectorConfig["apps"][number];
 
+/** Never sent to a backend: the connector writes its own framing. Names arrive lower-case from the engine. */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "proxy-authorization", "proxy-authenticate", "content-length"]);
+/** Not passed back to the engine: uWS frames the user's response itself. */
+const RESPONSE_HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "trailer", "upgrade", "te"]);
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 /** Backend body stalls longer than this abort the request, ms. */
@@ -71,18 +73,19 @@ export class BackendProxy {
     }
     const length = typeof ext.length === "number" && Number.isSafeInteger(ext.length) && ext.length >= 0 ? ext.length : undefined;
     const timeoutMs = typeof ext.timeoutMs === "number" ? Math.min(ext.timeoutMs, resolved.app.backendTimeoutMs) : resolved.app.backendTimeoutMs;
-    void this.#forward(stream, resolved.app, resolved.url, timeoutMs, ext.body === true, length);
+    this.#forward(stream, resolved.app, resolved.url, timeoutMs, ext.body === true, length);
   }
 
-  async #forward(stream: Stream, app: PublishedApp, url: URL, timeoutMs: number, hasBody: boolean, length: number | undefined): Promise<void> {
+  /**
+   * Forwards through undici's dispatch() handler interface rather than request(): no promise,
+   * AbortSignal or body stream per request, and backpressure maps one to one (pause the
+   * backend socket while the tunnel stream is full, resume on 'drain').
+   */
+  #forward(stream: Stream, app: PublishedApp, url: URL, timeoutMs: number, hasBody: boolean, length: number | undefined): void {
     const head = stream.requestHead;
-    const abort = new AbortController();
-    stream.once("close", (err?: Error) => {
-      if (err) abort.abort(err); // the engine gave up (timeout, client gone): so does the backend request
-    });
     const headers: string[] = [];
     for (let i = 0; i + 1 < head.headers.length; i += 2) {
-      const name = head.headers[i]!.toLowerCase();
+      const name = head.headers[i]!;
       if (!HOP_BY_HOP.has(name)) headers.push(name, head.headers[i + 1]!);
     }
     let body: Readable | undefined;
@@ -94,54 +97,59 @@ export class BackendProxy {
       });
       stream.once("end", () => body!.push(null));
     }
-    let response: Dispatcher.ResponseData;
-    try {
-      response = await (app.validateBackendTls ? this.#verified : this.#unverified).request({
-        origin: url.origin,
-        path: url.pathname + url.search,
-        method: head.method as Dispatcher.HttpMethod,
-        headers,
-        ...(body ? { body } : {}),
-        signal: abort.signal,
-        headersTimeout: timeoutMs,
-        bodyTimeout: BODY_IDLE_MS,
-      });
-    } catch (err) {
-      if (!stream.closed) stream.reset(resetCodeFor(err));
-      if (!abort.signal.aborted) this.options.logger.info({ url: url.href, code: (err as { code?: string }).code, err: (err as Error).message }, "backend request failed");
-      return;
-    }
-    const out: string[] = [];
-    for (const [name, value] of Object.entries(response.headers)) {
-      const lower = name.toLowerCase();
-      if (lower === "connection" || lower === "keep-alive" || lower === "transfer-encoding" || lower === "trailer" || lower === "upgrade" || lower === "te") continue;
-      for (const v of Array.isArray(value) ? value : [value ?? ""]) {
-        // An invalid header fails this one request, never the tunnel or the process.
-        if (!TOKEN.test(name) || !VALUE.test(v)) {
-          response.body.destroy();
-          if (!stream.closed) stream.reset(WireError.BACKEND_INVALID_RESPONSE);
-          return;
+    const log = this.options.logger;
+    let controller: Dispatcher.DispatchController | undefined;
+    let responded = false;
+    stream.once("close", (err?: Error) => {
+      // The engine gave up (timeout, client gone): so does the backend request.
+      if (err && controller && !controller.aborted) controller.abort(err);
+    });
+    stream.on("drain", () => controller?.resume());
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(c) {
+        controller = c;
+        if (stream.closed) c.abort(new Error("stream closed before the backend request started"));
+      },
+      onResponseStart(c, statusCode, responseHeaders) {
+        const out: string[] = [];
+        for (const [name, value] of Object.entries(responseHeaders)) {
+          if (RESPONSE_HOP_BY_HOP.has(name)) continue;
+          for (const v of Array.isArray(value) ? value : [value ?? ""]) {
+            // An invalid header fails this one request, never the tunnel or the process.
+            if (!TOKEN.test(name) || !VALUE.test(v)) {
+              c.abort(new Error(`invalid response header ${JSON.stringify(name)}`));
+              if (!stream.closed) stream.reset(WireError.BACKEND_INVALID_RESPONSE);
+              return;
+            }
+            out.push(name, v);
+          }
         }
-        out.push(lower, v);
-      }
-    }
-    if (stream.closed) {
-      response.body.destroy();
-      return;
-    }
-    stream.respond({ status: response.statusCode, headers: out });
-    try {
-      for await (const chunk of response.body) {
-        if (stream.closed) break;
-        if (!stream.write(chunk as Buffer)) await Promise.race([once(stream, "drain"), once(stream, "close")]);
-      }
-      if (!stream.closed) stream.end();
-    } catch (err) {
-      if (!stream.closed) stream.reset(WireError.BACKEND_INVALID_RESPONSE);
-      this.options.logger.info({ url: url.href, err: (err as Error).message }, "backend response body failed");
-    } finally {
-      response.body.destroy();
-    }
+        if (stream.closed) return c.abort(new Error("stream closed"));
+        responded = true;
+        stream.respond({ status: statusCode, headers: out });
+      },
+      onResponseData(c, chunk) {
+        if (stream.closed) return c.abort(new Error("stream closed"));
+        if (!stream.write(chunk)) c.pause();
+      },
+      onResponseEnd() {
+        if (!stream.closed) stream.end();
+      },
+      onResponseError(_c, err) {
+        if (stream.closed) return;
+        stream.reset(responded ? WireError.BACKEND_INVALID_RESPONSE : resetCodeFor(err));
+        log.info({ url: url.href, code: (err as { code?: string }).code, err: err.message }, "backend request failed");
+      },
+    };
+    (app.validateBackendTls ? this.#verified : this.#unverified).dispatch({
+      origin: url.origin,
+      path: url.pathname + url.search,
+      method: head.method as Dispatcher.HttpMethod,
+      headers,
+      body: body ?? null,
+      headersTimeout: timeoutMs,
+      bodyTimeout: BODY_IDLE_MS,
+    }, handler);
   }
 
   async close(): Promise<void> {
