@@ -676,12 +676,16 @@ export class Session extends EventEmitter implements StreamHost {
     return off;
   }
 
-  /** Batches frames into one transport message per tick, or sooner when the batch is large. */
+  /**
+   * Batches frames into one transport message per event-loop turn (setImmediate, not a
+   * microtask: every HTTP request and backend response arrives in its own native callback, so
+   * a microtask would send one message per request), or sooner when the batch is large.
+   */
   private afterWrite(): void {
     if (this.writer.size >= this.config.maxBatchBytes) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
-      queueMicrotask(this.flushTask);
+      setImmediate(this.flushTask);
     }
   }
 
