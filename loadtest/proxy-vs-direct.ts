@@ -25,6 +25,8 @@ interface Figures {
   readonly p99Ms: number;
   readonly errors: number;
   readonly non2xx: number;
+  /** CPU per request of [backend, postern], µs. */
+  readonly cpuMicrosPerRequest: number[];
 }
 
 function start(args: string[]): { child: ChildProcess; ready: Promise<Record<string, unknown>> } {
@@ -36,14 +38,24 @@ function start(args: string[]): { child: ChildProcess; ready: Promise<Record<str
   return { child, ready };
 }
 
-async function measure(url: string, host: string | undefined, seconds: number, connections: number): Promise<Figures> {
+/** CPU time (user + system) a process has used, in µs, from /proc (clock ticks of 10 ms). */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+async function measure(url: string, host: string | undefined, seconds: number, connections: number, pids: number[]): Promise<Figures> {
+  const before = pids.map(cpuMicros);
   const result = await autocannon({ url, connections, duration: seconds, pipelining: 1, ...(host ? { headers: { host } } : {}) });
+  const total = result.requests.total || 1;
   return {
     requestsPerSecond: Math.round(result.requests.average),
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
     errors: result.errors + result.timeouts,
     non2xx: result.non2xx,
+    // Which hop costs what: CPU per request of each process (backend, then Postern).
+    cpuMicrosPerRequest: pids.map((pid, i) => Math.round((cpuMicros(pid) - before[i]!) / total)),
   };
 }
 
@@ -64,10 +76,11 @@ async function main(): Promise<void> {
     const add = spawn(process.execPath, [CLI, "app", "add", "--name", "Bench", "--internal-url", `http://localhost:${port}/`, "--external-url", `http://${host}/`, "--preauth", "passthrough", "--data-dir", dataDir], { stdio: "inherit" });
     if ((await new Promise<number | null>((r) => add.once("exit", r))) !== 0) throw new Error("publishing the benchmark app failed");
     await new Promise((r) => setTimeout(r, 1000)); // the engine and connector pick the app up from the feed
-    await measure(`http://127.0.0.1:${port}/`, undefined, 2, connections); // warm-up
-    const direct = await measure(`http://127.0.0.1:${port}/`, undefined, seconds, connections);
-    await measure(`${engine}/`, host, 2, connections);
-    const proxied = await measure(`${engine}/`, host, seconds, connections);
+    const pids = [backend.child.pid!, postern.child.pid!];
+    await measure(`http://127.0.0.1:${port}/`, undefined, 2, connections, pids); // warm-up
+    const direct = await measure(`http://127.0.0.1:${port}/`, undefined, seconds, connections, pids);
+    await measure(`${engine}/`, host, 2, connections, pids);
+    const proxied = await measure(`${engine}/`, host, seconds, connections, pids);
     const report = {
       scenario: "proxy-vs-direct", seconds, connections, bodyBytes: Number(values.bytes), direct, postern: proxied,
       ratio: { requestsPerSecond: +(proxied.requestsPerSecond / direct.requestsPerSecond).toFixed(2), p50: +(proxied.p50Ms / Math.max(direct.p50Ms, 0.01)).toFixed(2), p99: +(proxied.p99Ms / Math.max(direct.p99Ms, 0.01)).toFixed(2) },
@@ -82,6 +95,7 @@ async function main(): Promise<void> {
       process.stdout.write(`${"".padEnd(16)} ${"req/s".padStart(9)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"errors".padStart(7)}\n`);
       process.stdout.write(`${row("direct", direct)}\n${row("through Postern", proxied)}\n`);
       process.stdout.write(`ratio: ${report.ratio.requestsPerSecond}x req/s, ${report.ratio.p50}x p50, ${report.ratio.p99}x p99\n`);
+      process.stdout.write(`CPU per request through Postern: backend ${proxied.cpuMicrosPerRequest[0]} µs, postern (engine + connector) ${proxied.cpuMicrosPerRequest[1]} µs\n`);
     }
   } finally {
     backend.child.kill("SIGTERM");

@@ -114,14 +114,18 @@ export function readRequest(state: EdgeState, res: HttpResponse, req: HttpReques
   };
 }
 
+/** The TCP peer's address (never a header): IPv4 dotted, IPv4-mapped IPv6 as IPv4, else IPv6. */
 export function peerAddress(res: HttpResponse): string {
-  const text = Buffer.from(res.getRemoteAddressAsText()).toString();
-  return text.startsWith("0000:0000:0000:0000:0000:ffff:") ? ipv4FromMapped(text) : text;
-}
-
-function ipv4FromMapped(text: string): string {
-  const [hi, lo] = text.split(":").slice(-2).map((h) => parseInt(h, 16));
-  return `${hi! >> 8}.${hi! & 255}.${lo! >> 8}.${lo! & 255}`;
+  // The binary form and a little arithmetic cost far less than decoding uWS's text form per request.
+  const b = new Uint8Array(res.getRemoteAddress());
+  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  if (b.length !== 16) return "unknown";
+  if (b[10] === 0xff && b[11] === 0xff && b[0] === 0 && b[1] === 0 && b[2] === 0 && b[3] === 0 && b[4] === 0 && b[5] === 0 && b[6] === 0 && b[7] === 0 && b[8] === 0 && b[9] === 0) {
+    return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  }
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((b[i]! << 8) | b[i + 1]!).toString(16));
+  return groups.join(":");
 }
 
 /** Answers with an error page (one place for every edge refusal). Call corked or outside handlers. */
