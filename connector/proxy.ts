@@ -21,6 +21,10 @@ type PublishedApp = ConnectorConfig["apps"][number];
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "proxy-authorization", "proxy-authenticate", "content-length"]);
 /** Not passed back to the engine: uWS frames the user's response itself. */
 const RESPONSE_HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "trailer", "upgrade", "te"]);
+/** Dot segments (plain or encoded), backslashes, encoded slashes: a path that could climb out of its prefix. */
+const UNSAFE_PATH = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)|\\|%5c|%2f/i;
+/** Control characters, spaces or a fragment: never in an origin-form target. */
+const CONTROL = /[\x00-\x20\x7f#]/;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 /** Backend body stalls longer than this abort the request, ms. */
@@ -45,19 +49,37 @@ export class BackendProxy {
   }
 
   /** Finds the published app a stream is for, or why it is refused. */
-  resolve(stream: Stream): { app: PublishedApp; url: URL } | { refused: string } {
+  resolve(stream: Stream): { app: PublishedApp; origin: string; target: string } | { refused: string } {
     const head = stream.requestHead;
     const ext = (head.ext ?? {}) as { app?: unknown };
-    const config = this.options.config();
-    const app = config?.apps.find((a) => a.name === ext.app);
-    if (!app) return { refused: `app ${String(ext.app)} is not published through this connector's group` };
-    const base = new URL(app.internalUrl);
-    if (!head.target.startsWith("/") || head.target.startsWith("//")) return { refused: "the target is not a path" };
-    const url = new URL(head.target, base.origin);
-    // Only the published origin, and only under its published path.
-    if (url.origin !== base.origin || !url.pathname.startsWith(base.pathname)) return { refused: `${url.href} is outside ${app.internalUrl}` };
-    return { app, url };
+    const published = this.#published(this.options.config());
+    const entry = typeof ext.app === "string" ? published.get(ext.app) : undefined;
+    if (!entry) return { refused: `app ${String(ext.app)} is not published through this connector's group` };
+    const target = head.target;
+    // Only the published origin, and only under its published path: the target must be a
+    // plain path under the prefix that cannot climb out of it once a backend resolves it.
+    const q = target.indexOf("?");
+    const path = q < 0 ? target : target.slice(0, q);
+    if (!target.startsWith(entry.pathname) || target.startsWith("//") || UNSAFE_PATH.test(path) || CONTROL.test(target)) {
+      return { refused: `${target} is outside ${entry.app.internalUrl}` };
+    }
+    return { app: entry.app, origin: entry.origin, target };
   }
+
+  /** Published apps by name with their parsed internal URL, rebuilt when the config changes. */
+  #published(config: ConnectorConfig | null): Map<string, { app: PublishedApp; origin: string; pathname: string }> {
+    if (this.#cache?.config !== config) {
+      const apps = new Map<string, { app: PublishedApp; origin: string; pathname: string }>();
+      for (const app of config?.apps ?? []) {
+        const url = new URL(app.internalUrl);
+        apps.set(app.name, { app, origin: url.origin, pathname: url.pathname });
+      }
+      this.#cache = { config, apps };
+    }
+    return this.#cache.apps;
+  }
+
+  #cache: { config: ConnectorConfig | null; apps: Map<string, { app: PublishedApp; origin: string; pathname: string }> } | undefined;
 
   handle(stream: Stream, _session: Session): void {
     const resolved = this.resolve(stream);
@@ -68,12 +90,12 @@ export class BackendProxy {
     }
     const ext = (stream.requestHead.ext ?? {}) as { ws?: unknown; timeoutMs?: unknown; body?: unknown; length?: unknown };
     if (ext.ws === true) {
-      relayWebSocket(stream, resolved.url, resolved.app, this.options.logger);
+      relayWebSocket(stream, new URL(resolved.target, resolved.origin), resolved.app, this.options.logger);
       return;
     }
     const length = typeof ext.length === "number" && Number.isSafeInteger(ext.length) && ext.length >= 0 ? ext.length : undefined;
     const timeoutMs = typeof ext.timeoutMs === "number" ? Math.min(ext.timeoutMs, resolved.app.backendTimeoutMs) : resolved.app.backendTimeoutMs;
-    this.#forward(stream, resolved.app, resolved.url, timeoutMs, ext.body === true, length);
+    this.#forward(stream, resolved.app, resolved.origin, resolved.target, timeoutMs, ext.body === true, length);
   }
 
   /**
@@ -81,7 +103,7 @@ export class BackendProxy {
    * AbortSignal or body stream per request, and backpressure maps one to one (pause the
    * backend socket while the tunnel stream is full, resume on 'drain').
    */
-  #forward(stream: Stream, app: PublishedApp, url: URL, timeoutMs: number, hasBody: boolean, length: number | undefined): void {
+  #forward(stream: Stream, app: PublishedApp, origin: string, path: string, timeoutMs: number, hasBody: boolean, length: number | undefined): void {
     const head = stream.requestHead;
     const headers: string[] = [];
     for (let i = 0; i + 1 < head.headers.length; i += 2) {
@@ -138,12 +160,12 @@ export class BackendProxy {
       onResponseError(_c, err) {
         if (stream.closed) return;
         stream.reset(responded ? WireError.BACKEND_INVALID_RESPONSE : resetCodeFor(err));
-        log.info({ url: url.href, code: (err as { code?: string }).code, err: err.message }, "backend request failed");
+        log.info({ url: origin + path, code: (err as { code?: string }).code, err: err.message }, "backend request failed");
       },
     };
     (app.validateBackendTls ? this.#verified : this.#unverified).dispatch({
-      origin: url.origin,
-      path: url.pathname + url.search,
+      origin,
+      path,
       method: head.method as Dispatcher.HttpMethod,
       headers,
       body: body ?? null,

@@ -11,6 +11,7 @@ import { WireError } from "../protocol/constants.js";
 import type { PosternError } from "../protocol/errors.js";
 import type { HttpRequest, HttpResponse } from "../uws/index.js";
 import type { EdgeLimits } from "../limits/config.js";
+import { DeadlineWheel, type Timers } from "../limits/deadlines.js";
 import type { Throttle } from "../limits/throttle.js";
 import type { ConnectorRegistry } from "../tunnel/registry.js";
 import { backendTarget, requestHeaders, responseHeaders } from "./headers.js";
@@ -19,15 +20,10 @@ import { errorPage, STATUS_TEXT, type EdgeError } from "./pages.js";
 import { normalisePath } from "./paths.js";
 import type { EdgeApp, Route, RouteTable } from "./routes.js";
 
-export interface Timers {
-  set(fn: () => void, ms: number): unknown;
-  clear(handle: unknown): void;
-}
+export type { Timers };
 
-export const realTimers: Timers = {
-  set: (fn, ms) => setTimeout(fn, ms).unref(),
-  clear: (h) => clearTimeout(h as NodeJS.Timeout),
-};
+/** The process's deadlines for requests (one wheel for all of them). */
+export const realTimers: Timers = new DeadlineWheel();
 
 /** What every request handler shares; `routes` is swapped whole on each config change. */
 export interface EdgeState {

@@ -30,6 +30,8 @@ export interface Route {
 
 export class RouteTable {
   readonly #byHost = new Map<string, Route[]>();
+  /** Built once per table: response header translation asks for it on every response. */
+  readonly #byTenant = new Map<string, Route[]>();
   readonly apps: readonly EdgeApp[];
 
   constructor(apps: readonly EdgeApp[]) {
@@ -49,6 +51,11 @@ export class RouteTable {
       this.#byHost.set(host, list);
     }
     for (const list of this.#byHost.values()) list.sort((a, b) => b.prefix.length - a.prefix.length);
+    for (const route of [...this.#byHost.values()].flat()) {
+      const list = this.#byTenant.get(route.app.tenantId) ?? [];
+      list.push(route);
+      this.#byTenant.set(route.app.tenantId, list);
+    }
   }
 
   /** The route for a Host header value and a normalised path, if any. */
@@ -63,8 +70,8 @@ export class RouteTable {
   }
 
   /** Routes of a tenant's apps, for translating links to any of them. */
-  tenantRoutes(tenantId: string): Route[] {
-    return [...this.#byHost.values()].flat().filter((r) => r.app.tenantId === tenantId);
+  tenantRoutes(tenantId: string): readonly Route[] {
+    return this.#byTenant.get(tenantId) ?? [];
   }
 }
 

@@ -177,8 +177,11 @@ describe("connector safety", () => {
     expect(await attempt("Unpublished", "/known/")).toBe(WireError.TARGET_FORBIDDEN);
     expect(await attempt("Known", "/elsewhere/secret")).toBe(WireError.TARGET_FORBIDDEN);
     expect(await attempt("Known", "//169.254.169.254/latest")).toBe(WireError.TARGET_FORBIDDEN);
+    expect(await attempt("Known", "/known/../secret")).toBe(WireError.TARGET_FORBIDDEN);
+    expect(await attempt("Known", "/known/%2e%2e/secret")).toBe(WireError.TARGET_FORBIDDEN);
+    expect(await attempt("Known", "/known/a\\..\\b")).toBe(WireError.TARGET_FORBIDDEN);
     expect(backend.seen).toEqual([]);
-    expect(await attempt("Known", "/known/ok")).toBe(200);
+    expect(await attempt("Known", "/known/ok?next=/../x")).toBe(200); // a query is not a path
   });
 });
 
