@@ -133,6 +133,12 @@ export class BackendProxy {
         if (stream.closed) c.abort(new Error("stream closed before the backend request started"));
       },
       onResponseStart(c, statusCode, responseHeaders) {
+        if (statusCode < 200 || statusCode > 599) {
+          // 1xx is undici's business; anything outside HTTP's range is not forwarded.
+          c.abort(new Error(`invalid status ${statusCode}`));
+          if (!stream.closed) stream.reset(WireError.BACKEND_INVALID_RESPONSE);
+          return;
+        }
         const out: string[] = [];
         for (const [name, value] of Object.entries(responseHeaders)) {
           if (RESPONSE_HOP_BY_HOP.has(name)) continue;

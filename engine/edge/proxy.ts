@@ -348,6 +348,8 @@ class ProxiedRequest {
 
   #respond(status: number, headers: string[]): void {
     if (this.#aborted || this.#responded || this.#finished) return;
+    // The connector checks this too; a status outside HTTP's range never reaches a user.
+    if (!Number.isInteger(status) || status < 200 || status > 599) return this.#fail("backend_invalid", WireError.CANCEL);
     this.state.timers.clear(this.#timer);
     this.#responded = true;
     const out = responseHeaders(headers, this.route, this.state.routes.tenantRoutes(this.route.app.tenantId));
@@ -360,7 +362,9 @@ class ProxiedRequest {
       this.res.writeHeader("x-request-id", this.request.requestId);
       if (noBody) {
         this.#finished = true;
-        this.res.endWithoutBody(this.#head ? this.#total : undefined);
+        // endWithoutBody(undefined) makes this uWS build write a garbage Content-Length: only pass a real one.
+        if (this.#head && this.#total !== undefined) this.res.endWithoutBody(this.#total);
+        else this.res.endWithoutBody();
         this.#cleanup();
       } else if (this.#total === 0) {
         this.#finished = true;

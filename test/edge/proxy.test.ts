@@ -49,6 +49,11 @@ describe("requests through engine and connector", () => {
         res.end();
         return;
       }
+      if (url.pathname === "/app/empty") {
+        res.writeHead(204);
+        res.end();
+        return;
+      }
       if (url.pathname === "/app/bad-header") {
         // A header name no HTTP client accepts: the request fails alone.
         res.socket!.write("HTTP/1.1 200 OK\r\nBad Header: x\r\nContent-Length: 2\r\n\r\nok");
@@ -103,6 +108,16 @@ describe("requests through engine and connector", () => {
     const echoed = JSON.parse(raw.slice(raw.indexOf("{"), raw.lastIndexOf("}") + 1)) as { headers: Record<string, string> };
     expect(echoed.headers["x-drop-me"]).toBeUndefined();
     expect(echoed.headers["x-keep"]).toBe("2");
+  });
+
+  it("frames bodiless answers correctly: 204, and HEAD with the backend's length", async () => {
+    const empty = await rawExchange(rig.engine.edge.httpPort!, `GET /empty HTTP/1.1\r\nHost: ${host}\r\n\r\n`, 500);
+    expect(empty).toMatch(/^HTTP\/1\.1 204 /);
+    expect(empty).not.toMatch(/content-length/i);
+    const head = await rawExchange(rig.engine.edge.httpPort!, `HEAD /download?bytes=4096 HTTP/1.1\r\nHost: ${host}\r\n\r\n`, 500);
+    expect(head).toMatch(/^HTTP\/1\.1 200 /);
+    expect(head).toMatch(/Content-Length: 4096\r\n/i);
+    expect(head.endsWith("\r\n\r\n")).toBe(true); // and no body
   });
 
   it("maps Location, Content-Location, Refresh and Set-Cookie from internal to external", async () => {
