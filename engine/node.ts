@@ -15,6 +15,7 @@ import { startTunnelListener } from "./tunnel/listener.js";
 import { Edge } from "./edge/server.js";
 import type { Timers } from "./edge/proxy.js";
 import type { EdgeLimits } from "./limits/config.js";
+import type { TranslateLimits } from "./workers/pool.js";
 
 export interface EngineNodeOptions {
   /** Holds engine.key, engine.crt, tenant-ca.crt and engine.json from enrollment. */
@@ -32,6 +33,8 @@ export interface EngineNodeOptions {
   readonly httpPort?: number;
   readonly httpsPort?: number;
   readonly limits?: Partial<EdgeLimits>;
+  /** Worker pool for body link translation. */
+  readonly translate?: Partial<TranslateLimits>;
   readonly timers?: Timers;
   readonly mux?: MuxConfigInput;
   readonly now?: () => Date;
@@ -83,6 +86,7 @@ export class EngineNode {
         ? { https: { port: options.httpsPort, keyFile: join(options.stateDir, "engine.key"), certFile: join(options.stateDir, "engine.crt") } }
         : {}),
       ...(options.limits ? { limits: options.limits } : {}),
+      ...(options.translate ? { translate: options.translate } : {}),
       ...(options.timers ? { timers: options.timers } : {}),
       ...(options.now ? { now: () => options.now!().getTime() } : {}),
     });

@@ -6,7 +6,7 @@
 export type EdgeError =
   | "not_found" | "bad_request" | "uri_too_long" | "headers_too_large" | "maintenance" | "throttled" | "overloaded"
   | "no_connector" | "backend_unreachable" | "backend_timeout" | "backend_invalid" | "target_forbidden" | "connector_lost"
-  | "preauth_unavailable" | "body_timeout";
+  | "preauth_unavailable" | "body_timeout" | "translate_failed";
 
 interface PageSpec {
   readonly status: number;
@@ -29,6 +29,7 @@ const PAGES: Record<EdgeError, PageSpec> = {
   target_forbidden: { status: 502, title: "Not published through this connector", cause: "The connector refused to reach this internal address: it is not published through its connector group." },
   connector_lost: { status: 502, title: "Connector disconnected", cause: "The connector serving this request went away before the application answered." },
   preauth_unavailable: { status: 503, title: "Sign-in unavailable", cause: "This application requires sign-in, which is not available on this engine yet." },
+  translate_failed: { status: 502, title: "Translation failed", cause: "The application answered, but the links in its page could not be translated to their external addresses." },
   body_timeout: { status: 408, title: "Request timeout", cause: "The request body stopped arriving." },
 };
 

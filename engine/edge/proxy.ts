@@ -14,6 +14,8 @@ import type { EdgeLimits } from "../limits/config.js";
 import { DeadlineWheel, type Timers } from "../limits/deadlines.js";
 import type { Throttle } from "../limits/throttle.js";
 import type { ConnectorRegistry } from "../tunnel/registry.js";
+import { TranslatePool, type TranslateLimits } from "../workers/pool.js";
+import { BodyTranslation, translationPlan } from "../workers/translation.js";
 import { backendTarget, requestHeaders, responseHeaders } from "./headers.js";
 import { outside } from "./outside.js";
 import { errorPage, STATUS_TEXT, type EdgeError } from "./pages.js";
@@ -35,6 +37,13 @@ export interface EdgeState {
   inflight: number;
   /** Requests waiting for a free stream, oldest first (bounded by limits.maxQueued). */
   readonly queue: QueuedRequest[];
+  readonly translateLimits?: Partial<TranslateLimits>;
+  /** Started on the first body that needs translating: most engines never need it. */
+  translatePool?: TranslatePool;
+}
+
+function translatePool(state: EdgeState): TranslatePool {
+  return (state.translatePool ??= new TranslatePool(state.translateLimits));
 }
 
 interface QueuedRequest {
@@ -186,6 +195,11 @@ export function backendTimeoutMs(state: EdgeState, app: EdgeApp): number {
   return app.backendTimeout === "long" ? state.limits.longBackendTimeoutMs : state.limits.defaultBackendTimeoutMs;
 }
 
+function headerValue(headers: readonly string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < headers.length; i += 2) if (headers[i]!.toLowerCase() === name) return headers[i + 1];
+  return undefined;
+}
+
 /** Maps how a tunnel stream failed before its response head to the page the user sees. */
 export function failureKind(err: PosternError | undefined): EdgeError {
   switch (err?.wireCode) {
@@ -296,6 +310,11 @@ class ProxiedRequest {
   #total: number | undefined;
   #pending: { chunk: Buffer; offset: number } | null = null;
   #backlog: Buffer[] = [];
+  /** Rewrites internal links in HTML/CSS bodies for apps that translate them. */
+  #translation: BodyTranslation | undefined;
+  /** A translated response's head waits for its first bytes, so a failure before them is still a 502 page. */
+  #deferredHead: { status: number; headers: [string, string][] } | null = null;
+  #headSent = false;
   /** The stream ended while data still waited on backpressure. */
   #ended = false;
   #head = false;
@@ -307,6 +326,7 @@ class ProxiedRequest {
     state.inflight++;
     res.onAborted(() => {
       this.#aborted = true;
+      this.#translation?.destroy();
       this.#cleanup();
       if (!this.#stream.closed) this.#stream.reset(WireError.CANCEL);
     });
@@ -351,15 +371,31 @@ class ProxiedRequest {
     // The connector checks this too; a status outside HTTP's range never reaches a user.
     if (!Number.isInteger(status) || status < 200 || status > 599) return this.#fail("backend_invalid", WireError.CANCEL);
     this.state.timers.clear(this.#timer);
-    this.#responded = true;
     const out = responseHeaders(headers, this.route, this.state.routes.tenantRoutes(this.route.app.tenantId));
     const length = headers.findIndex((h, i) => i % 2 === 0 && h.toLowerCase() === "content-length");
     this.#total = length >= 0 && /^\d+$/.test(headers[length + 1]!) ? Number(headers[length + 1]) : undefined;
     const noBody = this.#head || status === 204 || status === 304 || (status >= 100 && status < 200);
+    // Partial content (206) cannot be translated: the ranges refer to the original bytes.
+    if (this.route.app.translateBody && !noBody && status !== 206) {
+      const plan = translationPlan(headerValue(headers, "content-type"), headerValue(headers, "content-encoding"));
+      if (plan) {
+        const pool = translatePool(this.state);
+        if (pool.saturated) return this.#fail("overloaded", WireError.CANCEL);
+        this.#responded = true;
+        this.#total = undefined; // the length changes: chunked
+        this.#deferredHead = { status, headers: out.map(([k, v]) => [k, k === "etag" && !v.startsWith("W/") ? `W/${v}` : v]) };
+        this.#translation = new BodyTranslation(pool, plan, this.state.routes.tenantLinks(this.route.app.tenantId), {
+          data: (chunk) => this.#writeTranslated(chunk),
+          drain: () => this.#stream.resume(),
+          end: () => this.#endTranslated(),
+          error: () => this.#fail("translate_failed", WireError.CANCEL),
+        });
+        return;
+      }
+    }
+    this.#responded = true;
     this.res.cork(() => {
-      this.res.writeStatus(`${status} ${STATUS_TEXT[status] ?? "Status"}`);
-      for (const [k, v] of out) this.res.writeHeader(k, v);
-      this.res.writeHeader("x-request-id", this.request.requestId);
+      this.#writeHead(status, out);
       if (noBody) {
         this.#finished = true;
         // endWithoutBody(undefined) makes this uWS build write a garbage Content-Length: only pass a real one.
@@ -374,8 +410,54 @@ class ProxiedRequest {
     });
   }
 
+  #writeHead(status: number, headers: readonly [string, string][]): void {
+    this.#headSent = true;
+    this.res.writeStatus(`${status} ${STATUS_TEXT[status] ?? "Status"}`);
+    for (const [k, v] of headers) this.res.writeHeader(k, v);
+    this.res.writeHeader("x-request-id", this.request.requestId);
+  }
+
+  /** Writes the deferred head of a translated response, once. Call corked. */
+  #flushDeferredHead(): void {
+    const head = this.#deferredHead;
+    if (!head) return;
+    this.#deferredHead = null;
+    this.#writeHead(head.status, head.headers);
+  }
+
+  #writeTranslated(chunk: Buffer): void {
+    if (this.#aborted || this.#finished) return;
+    const res = this.res;
+    let ok = true;
+    res.cork(() => {
+      this.#flushDeferredHead();
+      ok = res.write(chunk);
+    });
+    if (!ok) {
+      this.#translation!.pause();
+      res.onWritable(() => {
+        this.#translation?.resume();
+        return true;
+      });
+    }
+  }
+
+  #endTranslated(): void {
+    if (this.#aborted || this.#finished) return;
+    this.#finished = true;
+    this.#cleanup();
+    this.res.cork(() => {
+      this.#flushDeferredHead();
+      this.res.end();
+    });
+  }
+
   #write(chunk: Buffer): void {
     if (this.#aborted || this.#finished || !this.#responded) return;
+    if (this.#translation) {
+      if (!this.#translation.write(chunk)) this.#stream.pause();
+      return;
+    }
     const res = this.res;
     if (this.#total === undefined) {
       let ok = true;
@@ -440,6 +522,7 @@ class ProxiedRequest {
 
   #end(): void {
     if (this.#aborted || this.#finished || !this.#responded) return;
+    if (this.#translation) return this.#translation.end();
     // With a known length, the last tryEnd completes the response; data still waiting on
     // backpressure will finish it from onWritable.
     if (this.#total !== undefined && this.#pending) {
@@ -460,8 +543,9 @@ class ProxiedRequest {
     if (resetCode !== undefined && !this.#stream.closed) this.#stream.reset(resetCode);
     if (this.#aborted || this.#finished) return;
     this.#finished = true;
+    this.#translation?.destroy();
     this.#cleanup();
-    if (this.#responded) {
+    if (this.#headSent) {
       this.res.close(); // the response already started: cut it so the client sees it incomplete
       return;
     }

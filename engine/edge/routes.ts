@@ -1,3 +1,5 @@
+import type { TenantLinks } from "../workers/translation.js";
+
 /**
  * The engine's routing table: external host, then the longest published path prefix. Built
  * aside from each config snapshot and swapped in with one assignment.
@@ -32,6 +34,11 @@ export class RouteTable {
   readonly #byHost = new Map<string, Route[]>();
   /** Built once per table: response header translation asks for it on every response. */
   readonly #byTenant = new Map<string, Route[]>();
+  /** Link translation maps per tenant, for apps that translate bodies. */
+  readonly #links = new Map<string, TenantLinks>();
+  /** Tells this table's link maps from the previous ones (workers cache them by key). */
+  static #tables = 0;
+  readonly #id = ++RouteTable.#tables;
   readonly apps: readonly EdgeApp[];
 
   constructor(apps: readonly EdgeApp[]) {
@@ -72,6 +79,16 @@ export class RouteTable {
   /** Routes of a tenant's apps, for translating links to any of them. */
   tenantRoutes(tenantId: string): readonly Route[] {
     return this.#byTenant.get(tenantId) ?? [];
+  }
+
+  /** Internal -> external URLs of every app of the tenant (built on first use per table). */
+  tenantLinks(tenantId: string): TenantLinks {
+    let links = this.#links.get(tenantId);
+    if (!links) {
+      links = { key: `${this.#id}/${tenantId}`, mappings: this.tenantRoutes(tenantId).map((r) => ({ internalUrl: r.internal.href, externalUrl: r.external.href })) };
+      this.#links.set(tenantId, links);
+    }
+    return links;
   }
 }
 

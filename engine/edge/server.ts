@@ -13,6 +13,7 @@ import type { ConnectorRegistry } from "../tunnel/registry.js";
 import { listen, uws, type Listening, type TemplatedApp } from "../uws/index.js";
 import { handleHttp, realTimers, type EdgeState, type Timers } from "./proxy.js";
 import { RouteTable, type EdgeApp } from "./routes.js";
+import type { TranslateLimits } from "../workers/pool.js";
 import { attachWebSockets } from "./websocket.js";
 
 export interface EdgeOptions {
@@ -23,6 +24,8 @@ export interface EdgeOptions {
   readonly https?: { readonly port: number; readonly keyFile: string; readonly certFile: string };
   readonly registry: ConnectorRegistry;
   readonly limits?: Partial<EdgeLimits>;
+  /** Worker pool for body link translation (threads, queue, per-response budgets). */
+  readonly translate?: Partial<TranslateLimits>;
   readonly timers?: Timers;
   readonly now?: () => number;
 }
@@ -51,6 +54,7 @@ export class Edge {
       timers: options.timers ?? realTimers,
       inflight: 0,
       queue: [],
+      ...(options.translate ? { translateLimits: options.translate } : {}),
     });
     if (options.httpPort !== undefined) {
       const l = await listen(edge.#app(uws.App(), "http"), options.host, options.httpPort);
@@ -108,6 +112,7 @@ export class Edge {
 
   close(): void {
     for (const l of this.#listening) l.close();
+    void this.state.translatePool?.close();
     if (this.#certDir) rmSync(this.#certDir, { recursive: true, force: true });
   }
 }

@@ -45,6 +45,10 @@ export const ERRORS = {
   /** A stream's own misuse: write after end, respond twice, invalid head. */
   POSTERN_STREAM_STATE: { retryable: false, when: "a stream was used in a state that does not allow the call (write after end, second response head)" },
 
+  // --- edge ---
+  /** A response body could not be translated: too large once decoded, over its worker-time budget, or its worker died. */
+  POSTERN_TRANSLATE: { retryable: false, when: "link translation of a response body failed (decoded-size cap, worker-time budget, a hung or crashed worker, a corrupt encoding); only that response fails" },
+
   // --- configuration ---
   /** A configuration field failed validation; the message names the field. */
   POSTERN_CONFIG: { retryable: false, when: "a configuration value is missing, of the wrong type, or out of range; the message names the field" },

@@ -1,0 +1,59 @@
+/**
+ * The piscina task that translates one chunk of an HTML or CSS body. Stateless between calls:
+ * the rewriter's state comes with the task and goes back with the result. Input arrives as a
+ * transferred ArrayBuffer; the output is written into a buffer of its own and transferred back.
+ */
+import { move, transferableSymbol, valueSymbol } from "piscina";
+import { LinkMap, type LinkMapping } from "./links.js";
+import { rewriteChunk, type BodyKind, type RewriteState } from "./rewrite.js";
+
+export interface ChunkTask {
+  readonly kind: BodyKind;
+  readonly state: RewriteState | undefined;
+  readonly chunk: Uint8Array;
+  readonly final: boolean;
+  /** Identifies `links`: a worker builds each link map once and keeps the last few. */
+  readonly linksKey: string;
+  readonly links: readonly LinkMapping[];
+  /**
+   * Shared with the engine thread: the worker writes the time (Date.now()) it picked the task
+   * up, so the chunk deadline counts running time, not time spent waiting in the queue.
+   */
+  readonly started: Float64Array;
+}
+
+export interface ChunkResult {
+  readonly out: Uint8Array;
+  readonly state: RewriteState;
+  /** Time this chunk took on the worker, ms (the response's CPU budget counts it). */
+  readonly ms: number;
+}
+
+const MAX_LINK_MAPS = 64;
+const linkMaps = new Map<string, LinkMap>();
+
+function linkMap(key: string, mappings: readonly LinkMapping[]): LinkMap {
+  let map = linkMaps.get(key);
+  if (!map) {
+    map = new LinkMap(mappings);
+    linkMaps.set(key, map);
+    if (linkMaps.size > MAX_LINK_MAPS) linkMaps.delete(linkMaps.keys().next().value!);
+  }
+  return map;
+}
+
+/** Tells the engine thread this task is running (see ChunkTask.started). */
+export function markStarted(task: ChunkTask): void {
+  task.started[0] = Date.now();
+}
+
+export default function translateChunk(task: ChunkTask): unknown {
+  markStarted(task);
+  const started = performance.now();
+  const { out, state } = rewriteChunk(task.kind, task.state, task.chunk, task.final, linkMap(task.linksKey, task.links));
+  // A buffer of its own (never Node's shared pool), so it can be transferred.
+  const bytes = new Uint8Array(out.length);
+  Buffer.from(bytes.buffer).write(out, "latin1");
+  const result: ChunkResult = { out: bytes, state, ms: performance.now() - started };
+  return move({ [transferableSymbol]: bytes.buffer, [valueSymbol]: result } as never);
+}

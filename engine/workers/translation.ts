@@ -1,0 +1,203 @@
+/**
+ * Link translation of one response body, streaming: [decode] -> rewrite on the pool ->
+ * [encode], with Node stream backpressure between the stages, so a response holds at most a
+ * few high-water marks of data whatever its size. gzip, deflate and br are decoded and encoded
+ * again on libuv's threads (never on the event loop); each rewritten chunk is flushed so the
+ * page keeps streaming. Limits: decoded bytes per response (zip bombs), worker time per
+ * response, and the pool's own chunk deadline.
+ */
+import { Duplex, pipeline, type Readable, type Writable } from "node:stream";
+import zlib from "node:zlib";
+import { PosternError } from "../protocol/errors.js";
+import type { LinkMapping } from "./links.js";
+import type { TranslatePool } from "./pool.js";
+import type { BodyKind, RewriteState } from "./rewrite.js";
+
+export type BodyEncoding = "identity" | "gzip" | "deflate" | "br";
+
+export interface TranslationPlan {
+  readonly kind: BodyKind;
+  readonly encoding: BodyEncoding;
+}
+
+/** The links of a tenant: every app's internal URL -> external URL, with a key that changes with them. */
+export interface TenantLinks {
+  readonly key: string;
+  readonly mappings: readonly LinkMapping[];
+}
+
+/** Charsets whose markup is not ASCII-compatible: bytes cannot be scanned as latin1, so they pass through. */
+const WIDE_CHARSET = /^(?:utf-?16|utf-?32|ucs-?2|ucs-?4|utf-?7)/;
+
+/** Which bodies are translated: HTML and CSS by Content-Type, in an encoding we can undo. */
+export function translationPlan(contentType: string | undefined, contentEncoding: string | undefined): TranslationPlan | undefined {
+  if (contentType === undefined) return undefined;
+  const [type, ...params] = contentType.toLowerCase().split(";");
+  const mime = type!.trim();
+  const kind: BodyKind | undefined = mime === "text/html" || mime === "application/xhtml+xml" ? "html" : mime === "text/css" ? "css" : undefined;
+  if (!kind) return undefined;
+  for (const p of params) {
+    const [name, value] = p.split("=", 2).map((s) => s.trim().replace(/^"|"$/g, ""));
+    if (name === "charset" && value !== undefined && WIDE_CHARSET.test(value)) return undefined;
+  }
+  const enc = (contentEncoding ?? "identity").trim().toLowerCase();
+  const encoding: BodyEncoding | undefined = enc === "identity" || enc === "" ? "identity" : enc === "gzip" || enc === "x-gzip" ? "gzip" : enc === "deflate" ? "deflate" : enc === "br" ? "br" : undefined;
+  return encoding ? { kind, encoding } : undefined;
+}
+
+function decoder(encoding: BodyEncoding): Duplex | undefined {
+  switch (encoding) {
+    case "gzip": return zlib.createGunzip();
+    case "deflate": return zlib.createInflate();
+    case "br": return zlib.createBrotliDecompress();
+    default: return undefined;
+  }
+}
+
+/** Encoders flush after every rewritten chunk: a proxy must not hold a streaming page back. */
+function encoder(encoding: BodyEncoding): Duplex | undefined {
+  switch (encoding) {
+    case "gzip": return zlib.createGzip({ flush: zlib.constants.Z_SYNC_FLUSH });
+    case "deflate": return zlib.createDeflate({ flush: zlib.constants.Z_SYNC_FLUSH });
+    // Quality 5 of 11: the higher ones cost several times the CPU for a few per cent of size.
+    case "br": return zlib.createBrotliCompress({ flush: zlib.constants.BROTLI_OPERATION_FLUSH, params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5 } });
+    default: return undefined;
+  }
+}
+
+const UTF16_BOM = (b: Buffer) => b.length >= 2 && ((b[0] === 0xfe && b[1] === 0xff) || (b[0] === 0xff && b[1] === 0xfe));
+
+/** The rewrite stage: each write (or batch of buffered writes) is one task on the pool. */
+class RewriteStream extends Duplex {
+  #state: RewriteState | undefined;
+  #spentMs = 0;
+  #decoded = 0;
+  #first = true;
+  /** A UTF-16 body (by its byte order mark): passed through untouched. */
+  #passthrough = false;
+  /** The write callback waiting for the reader to want more. */
+  #waiting: (() => void) | null = null;
+
+  constructor(private readonly pool: TranslatePool, private readonly kind: BodyKind, private readonly links: TenantLinks, private readonly decodedCap: number | undefined) {
+    super({ writableHighWaterMark: 64 * 1024, readableHighWaterMark: 64 * 1024 });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.#process([chunk], false, done);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], done: (err?: Error | null) => void): void {
+    this.#process(chunks.map((c) => c.chunk), false, done);
+  }
+
+  override _final(done: (err?: Error | null) => void): void {
+    this.#process([], true, (err) => {
+      if (!err) this.push(null);
+      done(err);
+    });
+  }
+
+  override _read(): void {
+    const waiting = this.#waiting;
+    this.#waiting = null;
+    waiting?.();
+  }
+
+  #process(chunks: Buffer[], final: boolean, done: (err?: Error | null) => void): void {
+    let size = 0;
+    for (const c of chunks) size += c.length;
+    this.#decoded += size;
+    if (this.decodedCap !== undefined && this.#decoded > this.decodedCap) {
+      return done(new PosternError("POSTERN_TRANSLATE", `the decoded body passed ${this.decodedCap} bytes`));
+    }
+    if (this.#first && size > 0) {
+      this.#first = false;
+      this.#passthrough = UTF16_BOM(chunks[0]!);
+    }
+    if (this.#passthrough) return this.#deliver(Buffer.concat(chunks, size), done);
+    // One copy into memory of its own, which is then moved (not cloned) to the worker.
+    const input = new Uint8Array(size);
+    let at = 0;
+    for (const c of chunks) {
+      input.set(c, at);
+      at += c.length;
+    }
+    this.pool.run({ kind: this.kind, state: this.#state, chunk: input, final, linksKey: this.links.key, links: this.links.mappings }).then((result) => {
+      this.#state = result.state;
+      this.#spentMs += result.ms;
+      if (this.#spentMs > this.pool.limits.budgetMs) {
+        return done(new PosternError("POSTERN_TRANSLATE", `translation used more than its ${this.pool.limits.budgetMs} ms of worker time`));
+      }
+      this.#deliver(Buffer.from(result.out.buffer, result.out.byteOffset, result.out.byteLength), done);
+    }, done);
+  }
+
+  #deliver(out: Buffer, done: () => void): void {
+    if (out.length === 0 || this.push(out)) done();
+    else this.#waiting = done;
+  }
+}
+
+export interface TranslationSink {
+  /** Translated bytes, in order. */
+  data(chunk: Buffer): void;
+  /** The input side has room again after write() returned false. */
+  drain(): void;
+  /** Everything was written and translated. */
+  end(): void;
+  /** Translation failed; nothing more comes. */
+  error(err: Error): void;
+}
+
+/** One response body on its way through translation. */
+export class BodyTranslation {
+  readonly #input: Writable;
+  readonly #output: Readable;
+  readonly #stages: Duplex[];
+  #failed = false;
+
+  constructor(pool: TranslatePool, plan: TranslationPlan, links: TenantLinks, sink: TranslationSink) {
+    const decode = decoder(plan.encoding);
+    const rewrite = new RewriteStream(pool, plan.kind, links, decode ? pool.limits.maxDecodedBytes : undefined);
+    const encode = encoder(plan.encoding);
+    this.#stages = [decode, rewrite, encode].filter((s): s is Duplex => s !== undefined);
+    this.#input = this.#stages[0]!;
+    this.#output = this.#stages[this.#stages.length - 1]!;
+    const fail = (err: Error | null | undefined) => {
+      if (!err || this.#failed) return;
+      this.#failed = true;
+      sink.error(err instanceof PosternError ? err : new PosternError("POSTERN_TRANSLATE", `the body could not be translated: ${err.message}`, { cause: err }));
+    };
+    if (this.#stages.length > 1) pipeline(this.#stages, fail);
+    else this.#input.on("error", fail);
+    this.#input.on("drain", () => sink.drain());
+    this.#output.on("data", (chunk: Buffer) => sink.data(chunk));
+    this.#output.on("end", () => {
+      if (!this.#failed) sink.end();
+    });
+  }
+
+  /** false: stop writing until the sink's drain(). */
+  write(chunk: Buffer): boolean {
+    return this.#failed ? true : this.#input.write(chunk);
+  }
+
+  end(): void {
+    if (!this.#failed) this.#input.end();
+  }
+
+  /** Stops output while the client is slow; backpressure then reaches write(). */
+  pause(): void {
+    this.#output.pause();
+  }
+
+  resume(): void {
+    this.#output.resume();
+  }
+
+  /** Drops everything (the client went away, or the response failed elsewhere). */
+  destroy(): void {
+    this.#failed = true;
+    for (const s of this.#stages) s.destroy();
+  }
+}

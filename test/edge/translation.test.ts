@@ -1,0 +1,132 @@
+/**
+ * Link translation on the real data path: backend -> connector -> tunnel -> engine edge ->
+ * client, with the engine's worker pool doing the rewriting.
+ */
+import { gunzipSync, gzipSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TranslatePool } from "../../engine/workers/pool.js";
+import { edgeRequest, startBackend, startRig, type Backend, type Rig } from "../fixtures/datapath.js";
+import { misbehavingTaskFile } from "../fixtures/translate.js";
+
+describe("link translation in bodies (apps with translateBody on)", () => {
+  let rig: Rig;
+  let backend: Backend;
+  let portal: string;
+  let plain: string;
+  const page = (base: string, other: string) =>
+    `<html><head><link rel="stylesheet" href="${base}site.css"><style>p{background:url(${other}bg.png)}</style></head>` +
+    `<body><a href="${base}docs/">docs</a><a href="${other}list">other app</a><a href="http://unpublished.corp/">elsewhere</a>` +
+    `<img srcset="${base}a.png 1x, ${base}b.png 2x"><script>var s = "${base}";</script></body></html>`;
+
+  beforeAll(async () => {
+    backend = await startBackend((req, res) => {
+      const base = `http://localhost:${backend.port}/portal/`;
+      const other = `http://LOCALHOST:${backend.port}/expenses/`;
+      const url = req.url ?? "";
+      if (url.endsWith("/page")) {
+        // Written in 7-byte pieces so tags and URLs straddle chunk boundaries on the way.
+        res.writeHead(200, { "content-type": "text/html; charset=utf-8", etag: '"v1"' });
+        const body = page(base, other);
+        let at = 0;
+        const next = () => {
+          if (at >= body.length) return void res.end();
+          res.write(body.slice(at, (at += 7)));
+          setImmediate(next);
+        };
+        next();
+        return;
+      }
+      if (url.endsWith("/page.gz")) {
+        const body = gzipSync(page(base, other).repeat(50));
+        res.writeHead(200, { "content-type": "text/html", "content-encoding": "gzip", "content-length": body.length });
+        res.end(body);
+        return;
+      }
+      if (url.endsWith("/site.css")) {
+        res.writeHead(200, { "content-type": "text/css", "content-length": 200 });
+        res.end(`body { background: url(${base}bg.png) }\n@import "${other}more.css";`.padEnd(200));
+        return;
+      }
+      if (url.endsWith("/data.js")) {
+        res.writeHead(200, { "content-type": "application/javascript" });
+        res.end(`fetch("${base}api")`);
+        return;
+      }
+      if (url.endsWith("/hang")) {
+        res.writeHead(200, { "content-type": "text/html" });
+        res.end("<p>HANG-NOW</p>");
+        return;
+      }
+      res.writeHead(404).end();
+    });
+    rig = await startRig();
+    ({ host: portal } = await rig.publish({ name: "Portal", internalUrl: `${backend.origin}/portal/`, externalUrl: "http://portal.contoso.test/", translateBody: true }));
+    await rig.publish({ name: "Expenses", internalUrl: `${backend.origin}/expenses/`, externalUrl: "http://expenses.contoso.test/" });
+    ({ host: plain } = await rig.publish({ name: "Plain", internalUrl: `${backend.origin}/plain/`, externalUrl: "http://plain.contoso.test/" }));
+  }, 30_000);
+  afterAll(async () => {
+    await rig.close();
+    await backend.close();
+  });
+
+  const translated = page("http://portal.contoso.test/", "http://expenses.contoso.test/").replace(
+    '<script>var s = "http://portal.contoso.test/";',
+    "<script>var s = \"http://localhost:PORT/portal/\";",
+  );
+
+  it("rewrites links to this app and to other apps of the tenant; leaves scripts and unpublished hosts alone", async () => {
+    const res = await edgeRequest(rig, portal, "/page");
+    expect(res.status).toBe(200);
+    expect(res.headers["content-length"]).toBeUndefined();
+    expect(res.headers.etag).toBe('W/"v1"'); // the bytes changed: the validator is weak now
+    expect(res.text).toBe(translated.replace("PORT", String(backend.port)));
+  });
+
+  it("rewrites a gzip page and sends it gzip-encoded again", async () => {
+    const res = await edgeRequest(rig, portal, "/page.gz");
+    expect(res.status).toBe(200);
+    expect(res.headers["content-encoding"]).toBe("gzip");
+    expect(res.headers["content-length"]).toBeUndefined();
+    expect(gunzipSync(res.body).toString()).toBe(translated.replace("PORT", String(backend.port)).repeat(50));
+  });
+
+  it("rewrites CSS; JavaScript passes through untouched", async () => {
+    const css = await edgeRequest(rig, portal, "/site.css");
+    const original = `body { background: url(http://localhost:${backend.port}/portal/bg.png) }\n@import "http://LOCALHOST:${backend.port}/expenses/more.css";`;
+    // Every byte but the URLs passes through: the padding after them too.
+    expect(css.text).toBe(`body { background: url(http://portal.contoso.test/bg.png) }\n@import "http://expenses.contoso.test/more.css";${" ".repeat(200 - original.length)}`);
+    const js = await edgeRequest(rig, portal, "/data.js");
+    expect(js.text).toBe(`fetch("http://localhost:${backend.port}/portal/api")`);
+  });
+
+  it("leaves bodies alone when the app does not translate them", async () => {
+    const res = await edgeRequest(rig, plain, "/page");
+    expect(res.text).toBe(page(`http://localhost:${backend.port}/portal/`, `http://LOCALHOST:${backend.port}/expenses/`));
+  });
+
+  it("a worker that hangs fails only its own response, with a 502 page; a full pool answers 503", async () => {
+    const state = rig.engine.edge.state;
+    const previous = state.translatePool;
+    const pool = new TranslatePool({ threads: 1, chunkTimeoutMs: 300, maxQueue: 1 }, misbehavingTaskFile());
+    state.translatePool = pool;
+    try {
+      const [hung, fine] = await Promise.all([edgeRequest(rig, portal, "/hang"), edgeRequest(rig, portal, "/site.css")]);
+      expect(hung.status).toBe(502);
+      expect(hung.text).toContain("Translation failed");
+      expect(hung.text).toContain(hung.headers["x-request-id"] as string);
+      expect(fine.status).toBe(200);
+      expect(fine.text).toContain("http://portal.contoso.test/bg.png");
+      // One chunk hanging on the only thread, one waiting: saturated, so the next page is refused at once.
+      const busy = [edgeRequest(rig, portal, "/hang"), edgeRequest(rig, portal, "/hang")];
+      await new Promise((r) => setTimeout(r, 100));
+      const refused = await edgeRequest(rig, portal, "/page");
+      expect(refused.status).toBe(503);
+      expect((await Promise.all(busy)).map((r) => r.status)).toEqual([502, 502]);
+      // Pages that need no translation never wait for the pool.
+      expect((await edgeRequest(rig, portal, "/data.js")).status).toBe(200);
+    } finally {
+      state.translatePool = previous;
+      await pool.close();
+    }
+  });
+});

@@ -1,0 +1,174 @@
+import { describe, expect, it } from "vitest";
+import { checkSync } from "recheck";
+import { CSS_URL } from "../../engine/workers/css.js";
+import { MAX_HOLD, REFRESH_URL, SRCSET_CANDIDATE } from "../../engine/workers/html.js";
+import { ABSOLUTE_URL, LinkMap } from "../../engine/workers/links.js";
+import { rewriteChunk, type BodyKind, type RewriteState } from "../../engine/workers/rewrite.js";
+
+const links = new LinkMap([
+  { internalUrl: "http://benefits/", externalUrl: "https://benefits.contoso.com/" },
+  { internalUrl: "http://expenses.corp.local:8080/app/", externalUrl: "https://expenses.contoso.com/" },
+  { internalUrl: "https://secure.corp/", externalUrl: "https://secure.contoso.com/" },
+]);
+
+/**
+ * Rewrites `input` in chunks cut at `cuts`, the way the pool does: the state goes through a
+ * structured clone between chunks, as it does between workers.
+ */
+export function rewriteBytes(kind: BodyKind, input: Buffer, cuts: number[] = [], map = links): Buffer {
+  let state: RewriteState | undefined;
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (const cut of [...cuts, input.length]) {
+    const step = rewriteChunk(kind, state, input.subarray(at, cut), cut === input.length, map);
+    parts.push(Buffer.from(step.out, "latin1"));
+    state = structuredClone(step.state);
+    at = cut;
+  }
+  return Buffer.concat(parts);
+}
+
+function rewrite(html: string, cuts: number[] = [], kind: BodyKind = "html"): string {
+  return rewriteBytes(kind, Buffer.from(html, "utf8"), cuts).toString("utf8");
+}
+
+describe("link map", () => {
+  it.each([
+    ["http://benefits/", "https://benefits.contoso.com/"],
+    ["http://BENEFITS/plans?x=1#top", "https://benefits.contoso.com/plans?x=1#top"],
+    ["http://benefits:80/a", "https://benefits.contoso.com/a"],
+    ["http://benefits", "https://benefits.contoso.com/"],
+    ["//benefits/a.png", "//benefits.contoso.com/a.png"],
+    ["http://expenses.corp.local:8080/app/report", "https://expenses.contoso.com/report"],
+    ["http://expenses.corp.local:8080/app", "https://expenses.contoso.com/"],
+    ["https://secure.corp:443/x", "https://secure.contoso.com/x"],
+  ])("%s -> %s", (from, to) => {
+    expect(links.translate(from)).toBe(to);
+  });
+
+  it.each([
+    "http://unpublished/", "http://expenses.corp.local:8080/other/", "http://expenses.corp.local/app/", "https://benefits/",
+    "http://benefits.evil.com/", "/relative/path", "mailto:someone@benefits", "javascript:alert(1)", "http://user@benefits/",
+  ])("leaves %s alone", (url) => {
+    expect(links.translate(url)).toBeUndefined();
+  });
+});
+
+const ATTRIBUTE_CASES: [string, string, string][] = [
+  ["a href", '<a href="http://benefits/plans">x</a>', '<a href="https://benefits.contoso.com/plans">x</a>'],
+  ["area href", "<area href='http://benefits/a'>", "<area href='https://benefits.contoso.com/a'>"],
+  ["base href", "<base href=http://benefits/>", "<base href=https://benefits.contoso.com/>"],
+  ["link href", '<link rel="stylesheet" href="http://benefits/site.css">', '<link rel="stylesheet" href="https://benefits.contoso.com/site.css">'],
+  ["img src", '<IMG SRC="http://benefits/a.png">', '<IMG SRC="https://benefits.contoso.com/a.png">'],
+  ["img srcset", '<img srcset="http://benefits/a.png 1x, http://unpublished/b.png 2x,//benefits/c.png 3x">', '<img srcset="https://benefits.contoso.com/a.png 1x, http://unpublished/b.png 2x,//benefits.contoso.com/c.png 3x">'],
+  ["script src", '<script src="http://benefits/app.js"></script>', '<script src="https://benefits.contoso.com/app.js"></script>'],
+  ["iframe src", '<iframe src="http://benefits/f"></iframe>', '<iframe src="https://benefits.contoso.com/f"></iframe>'],
+  ["frame src", '<frame src="http://benefits/f">', '<frame src="https://benefits.contoso.com/f">'],
+  ["form action", '<form action="http://expenses.corp.local:8080/app/submit" method=post>', '<form action="https://expenses.contoso.com/submit" method=post>'],
+  ["button formaction", '<button formaction="http://benefits/go">go</button>', '<button formaction="https://benefits.contoso.com/go">go</button>'],
+  ["input src", '<input type=image src="http://benefits/b.png">', '<input type=image src="https://benefits.contoso.com/b.png">'],
+  ["source src and srcset", '<source src="http://benefits/v.mp4" srcset="http://benefits/s.webp 2x">', '<source src="https://benefits.contoso.com/v.mp4" srcset="https://benefits.contoso.com/s.webp 2x">'],
+  ["video src and poster", '<video src="http://benefits/v.mp4" poster="http://benefits/p.png"></video>', '<video src="https://benefits.contoso.com/v.mp4" poster="https://benefits.contoso.com/p.png"></video>'],
+  ["audio src", '<audio src="http://benefits/a.mp3"></audio>', '<audio src="https://benefits.contoso.com/a.mp3"></audio>'],
+  ["track src", '<track src="http://benefits/t.vtt">', '<track src="https://benefits.contoso.com/t.vtt">'],
+  ["embed src", '<embed src="http://benefits/e.swf">', '<embed src="https://benefits.contoso.com/e.swf">'],
+  ["object data", '<object data="http://benefits/o.pdf"></object>', '<object data="https://benefits.contoso.com/o.pdf"></object>'],
+  ["meta refresh", '<meta content="5; url=http://benefits/next" http-equiv="Refresh">', '<meta content="5; url=https://benefits.contoso.com/next" http-equiv="Refresh">'],
+  ["meta not refresh", '<meta name="x" content="http://benefits/">', '<meta name="x" content="http://benefits/">'],
+  ["style attribute", '<div style="background:url(http://benefits/bg.png)">', '<div style="background:url(https://benefits.contoso.com/bg.png)">'],
+  ["style block", '<style>@import "http://benefits/a.css"; p { background: url( \'http://benefits/p.png\' ) }</style>', '<style>@import "https://benefits.contoso.com/a.css"; p { background: url( \'https://benefits.contoso.com/p.png\' ) }</style>'],
+  ["protocol-relative", '<a href="//benefits/x">', '<a href="//benefits.contoso.com/x">'],
+  ["unpublished host left alone", '<a href="http://elsewhere/x">', '<a href="http://elsewhere/x">'],
+  ["script body untouched", '<script>var u = "http://benefits/x";</script>', '<script>var u = "http://benefits/x";</script>'],
+  ["text untouched", "<p>see http://benefits/ now</p>", "<p>see http://benefits/ now</p>"],
+  ["a@src is not a URL attribute", '<a src="http://benefits/x">', '<a src="http://benefits/x">'],
+  ["UTF-8 around a link", '<p>Grüße</p><a href="http://benefits/ü">ö</a>', '<p>Grüße</p><a href="https://benefits.contoso.com/ü">ö</a>'],
+];
+
+describe("HTML rewriting", () => {
+  it.each(ATTRIBUTE_CASES)("%s", (_name, input, expected) => {
+    expect(rewrite(input)).toBe(expected);
+  });
+
+  it.each(ATTRIBUTE_CASES)("%s, split at every byte boundary", (_name, input, expected) => {
+    const length = Buffer.byteLength(input);
+    for (let cut = 1; cut < length; cut++) expect(rewrite(input, [cut]), `cut at ${cut}`).toBe(expected);
+    // and one byte at a time
+    expect(rewrite(input, Array.from({ length: length - 1 }, (_, i) => i + 1))).toBe(expected);
+  });
+
+  it("passes a page with nothing to translate through byte for byte", () => {
+    const page = '<!doctype html><html><head><title>x</title></head><body><!-- c --><p class=a>ok &amp; <b>done</b></p></body></html>\n';
+    expect(rewrite(page, [7, 30, 31, 60])).toBe(page);
+  });
+});
+
+describe("CSS rewriting", () => {
+  it.each([
+    ["url()", "a{background:url(http://benefits/a.png)}", "a{background:url(https://benefits.contoso.com/a.png)}"],
+    ['url("")', 'a{background:url("http://benefits/a.png")}', 'a{background:url("https://benefits.contoso.com/a.png")}'],
+    ["url('') with spaces", "a{b:url(  'http://benefits/a.png'  )}", "a{b:url(  'https://benefits.contoso.com/a.png'  )}"],
+    ["@import string", '@import "http://benefits/base.css";', '@import "https://benefits.contoso.com/base.css";'],
+    ["@import url()", "@import url(http://benefits/base.css);", "@import url(https://benefits.contoso.com/base.css);"],
+    ["unpublished", "a{b:url(http://other/a.png)}", "a{b:url(http://other/a.png)}"],
+    ["several on a line", "a{b:url(http://benefits/1) c:url(//benefits/2)}", "a{b:url(https://benefits.contoso.com/1) c:url(//benefits.contoso.com/2)}"],
+  ])("%s, whole and split at every byte boundary", (_name, input, expected) => {
+    expect(rewrite(input, [], "css")).toBe(expected);
+    for (let cut = 1; cut < input.length; cut++) expect(rewrite(input, [cut], "css"), `cut at ${cut}`).toBe(expected);
+    expect(rewrite(input, Array.from({ length: input.length - 1 }, (_, i) => i + 1), "css")).toBe(expected);
+  });
+
+  it("streams: text before the last safe cut goes out at once, the rest waits", () => {
+    const first = rewriteChunk("css", undefined, Buffer.from("a{b:url(http://benefits/x)}\nc{d:url(http://bene"), false, links);
+    expect(first.out).toBe("a{b:url(https://benefits.contoso.com/x)}\n");
+    const second = rewriteChunk("css", first.state, Buffer.from("fits/y)}"), true, links);
+    expect(second.out).toBe("c{d:url(https://benefits.contoso.com/y)}");
+  });
+
+  it("holds at most MAX_HOLD characters waiting for a cut, then lets the text go as it is", () => {
+    const long = "x".repeat(MAX_HOLD + 10);
+    const step = rewriteChunk("css", undefined, Buffer.from(long), false, links);
+    expect(step.out.length).toBe(long.length);
+  });
+});
+
+describe("bounded holds in HTML", () => {
+  it("a <style> block streams: translated up to its last safe cut before it closes", () => {
+    const step = rewriteChunk("html", undefined, Buffer.from("<style>a{b:url(http://benefits/1)}\nc{d:url(http://bene"), false, links);
+    expect(step.out).toBe("<style>a{b:url(https://benefits.contoso.com/1)}\n");
+    const end = rewriteChunk("html", step.state, Buffer.from("fits/2)}</style>"), true, links);
+    expect(end.out).toBe("c{d:url(https://benefits.contoso.com/2)}</style>");
+  });
+
+  it("an attribute value longer than MAX_HOLD goes out untranslated, and what follows is still translated", () => {
+    const big = `<a href="http://benefits/${"y".repeat(MAX_HOLD)}">x</a><a href="http://benefits/after">`;
+    const cuts = [20, 40_000, MAX_HOLD + 5];
+    const out = rewrite(big, cuts);
+    expect(out.length).toBe(big.length + "https://benefits.contoso.com/".length - "http://benefits/".length);
+    expect(out.startsWith('<a href="http://benefits/yyy')).toBe(true);
+    expect(out.endsWith('<a href="https://benefits.contoso.com/after">')).toBe(true);
+  });
+
+  it("a comment is never held back, however long", () => {
+    const step = rewriteChunk("html", undefined, Buffer.from(`<!-- ${"c".repeat(200_000)}`), false, links);
+    expect(step.out.length).toBe(200_005);
+  });
+
+  it("nothing but a tag in progress is held back", () => {
+    const step = rewriteChunk("html", undefined, Buffer.from('<p>hello</p><a class="x" hr'), false, links);
+    expect(step.out).toBe('<p>hello</p><a class="x" ');
+  });
+});
+
+describe("regular expressions", () => {
+  // recheck proves (or finds a counterexample to) super-linear backtracking.
+  it.each([
+    ["CSS url()/@import", CSS_URL],
+    ["srcset candidate", SRCSET_CANDIDATE],
+    ["meta refresh URL", REFRESH_URL],
+    ["absolute URL", ABSOLUTE_URL],
+  ])("%s is linear-time (recheck)", (_name, pattern) => {
+    const result = checkSync(pattern.source, pattern.flags);
+    expect(result.status, JSON.stringify(result)).toBe("safe");
+  });
+});
