@@ -3,7 +3,8 @@ import { checkSync } from "recheck";
 import { CSS_URL } from "../../engine/workers/css.js";
 import { MAX_HOLD, REFRESH_URL, SRCSET_CANDIDATE } from "../../engine/workers/html.js";
 import { ABSOLUTE_URL, LinkMap } from "../../engine/workers/links.js";
-import { rewriteChunk, type BodyKind, type RewriteState } from "../../engine/workers/rewrite.js";
+import { rewriteChunk, type BodyKind } from "../../engine/workers/rewrite.js";
+import { rewriteBytes } from "../fixtures/translate.js";
 
 const links = new LinkMap([
   { internalUrl: "http://benefits/", externalUrl: "https://benefits.contoso.com/" },
@@ -11,25 +12,8 @@ const links = new LinkMap([
   { internalUrl: "https://secure.corp/", externalUrl: "https://secure.contoso.com/" },
 ]);
 
-/**
- * Rewrites `input` in chunks cut at `cuts`, the way the pool does: the state goes through a
- * structured clone between chunks, as it does between workers.
- */
-export function rewriteBytes(kind: BodyKind, input: Buffer, cuts: number[] = [], map = links): Buffer {
-  let state: RewriteState | undefined;
-  const parts: Buffer[] = [];
-  let at = 0;
-  for (const cut of [...cuts, input.length]) {
-    const step = rewriteChunk(kind, state, input.subarray(at, cut), cut === input.length, map);
-    parts.push(Buffer.from(step.out, "latin1"));
-    state = structuredClone(step.state);
-    at = cut;
-  }
-  return Buffer.concat(parts);
-}
-
 function rewrite(html: string, cuts: number[] = [], kind: BodyKind = "html"): string {
-  return rewriteBytes(kind, Buffer.from(html, "utf8"), cuts).toString("utf8");
+  return rewriteBytes(kind, Buffer.from(html, "utf8"), cuts, links).toString("utf8");
 }
 
 describe("link map", () => {
