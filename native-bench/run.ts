@@ -7,6 +7,7 @@ import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { runCodecBench } from "./protocol/codec.bench.js";
 import { runStreamsBench } from "./mux/streams.bench.js";
+import { runTranslateBench } from "./workers/translate.bench.js";
 
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
 const outAt = process.argv.indexOf("--out");
@@ -14,6 +15,7 @@ const header = `Node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?
 let text = header;
 process.stdout.write(header);
 if (only === undefined || only === "codec") text += (await runCodecBench()) + "\n";
-if (only === undefined || only === "mux") text += await runStreamsBench();
+if (only === undefined || only === "mux") text += (await runStreamsBench()) + "\n";
+if (only === undefined || only === "translate") text += await runTranslateBench();
 if (outAt > 0) writeFileSync(process.argv[outAt + 1]!, text);
 process.exit(0);

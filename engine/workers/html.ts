@@ -1,33 +1,35 @@
 /**
- * Streaming HTML link translation. The page goes through htmlparser2's tokenizer (a well-kept
- * streaming tokenizer) chunk by chunk; only the values of URL-bearing attributes, `style`
- * attributes, `<style>` blocks and meta refresh change, every other byte passes through as it
- * came. Bytes are handled as latin1 text (one character per byte), so offsets are byte offsets
- * and any charset whose markup is ASCII-compatible (UTF-8, the ISO-8859 and Windows code
- * pages, Shift_JIS, EUC) passes through untouched.
+ * Streaming HTML link translation over bytes. Only the values of URL-bearing attributes,
+ * `style` attributes, `<style>` blocks and meta refresh change; every other byte passes through
+ * as a slice of the input. Markup is ASCII, so any ASCII-compatible charset (UTF-8, the
+ * ISO-8859 and Windows code pages, Shift_JIS, EUC) is scanned as it is, without decoding.
  *
- * The rewriter's whole state between chunks is a plain object (`HtmlState`): any worker of the
- * pool can take the next chunk of any response, and a worker that dies loses only the chunk it
- * held. That includes the tokenizer's state, read from and written back to its fields; the
- * fields are those of htmlparser2 10.1 (pinned in package.json), and the byte-boundary tests
- * run every split through a snapshot and a restore.
+ * Why a purpose-built scanner and not a general tokenizer: translation needs tags, attributes,
+ * comments and raw-text elements, nothing else (no entities, no tree), and it must run at
+ * hundreds of MB/s per worker. htmlparser2's tokenizer measured 65-88 MB/s here before any
+ * rewriting; this scanner jumps between markup with Buffer.indexOf and touches text bytes
+ * only there. It follows the HTML tokenizer's rules for what it recognises (quoted and
+ * unquoted values, `<!-->`, `--!>`, appropriate end tags of raw-text elements); the corpus test
+ * holds it to parse5's DOM on real pages.
  *
- * Output holds back only what could still change: a tag or attribute name being read, a
- * relevant attribute value, a meta tag whose refresh may need rewriting, and the part of a
- * `<style>` block after its last safe cut. Every hold is bounded by MAX_HOLD; past it the text
- * goes out as it is and the element it belonged to is left untranslated.
+ * Streaming: the state between chunks is a small plain object (any pool worker takes the next
+ * chunk of any response). A construct cut by the chunk end (a tag, the opening of a comment,
+ * a possible raw-text end tag, the CSS after the last safe cut of a `<style>` block) is held
+ * and scanned again with the next chunk; a hold longer than MAX_HOLD goes out untranslated.
  */
-import { Tokenizer } from "htmlparser2";
-import { applyEdits, cssEdits, lastCssCut, type Edit } from "./css.js";
+import { cssEdits, lastCssCut, type Edit } from "./css.js";
 import type { LinkMap } from "./links.js";
 
-const URL_ATTRIBUTES: Record<string, readonly string[]> = {
+const URL_ATTRIBUTES = new Map<string, readonly string[]>(Object.entries({
   a: ["href"], area: ["href"], base: ["href"], link: ["href"], img: ["src", "srcset"], script: ["src"], iframe: ["src"], frame: ["src"],
   form: ["action"], button: ["formaction"], input: ["src"], source: ["src", "srcset"], video: ["src", "poster"], audio: ["src"],
-  track: ["src"], embed: ["src"], object: ["data"],
-};
+  track: ["src"], embed: ["src"], object: ["data"], meta: ["http-equiv", "content"],
+}));
 
-/** Longest text held back for any one reason, characters. */
+/** Elements whose content is text up to their end tag (HTML's raw text and RCDATA elements). */
+const RAW_TEXT = new Set(["script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes"]);
+
+/** Longest construct held back waiting for its end, bytes. */
 export const MAX_HOLD = 64 * 1024;
 
 /** A candidate of a srcset ("a.png 1x, b.png 2x"): linear, one run per group. */
@@ -35,255 +37,353 @@ export const SRCSET_CANDIDATE = /(^|,)(\s*)([^\s,]+)/g;
 /** The URL in a meta refresh ("5; url='...'"): linear, anchored on "url". */
 export const REFRESH_URL = /(url\s*=\s*['"]?)([^'"\s;]+)/i;
 
-type Callbacks = ConstructorParameters<typeof Tokenizer>[1];
-
-/** The tokenizer with the fields that make up its state (private in its typings). */
-interface TokenizerFields {
-  write(chunk: string): void;
-  end(): void;
-  state: number;
-  buffer: string;
-  sectionStart: number;
-  index: number;
-  entityStart: number;
-  baseState: number;
-  isSpecial: boolean;
-  running: boolean;
-  offset: number;
-  sequenceIndex: number;
-  currentSequence: Uint8Array | undefined;
-}
-
-/** The tokenizer's resumable fields; `sequence` names its current end sequence (e.g. "</script"). */
-interface TokenizerSnapshot {
-  state: number;
-  sectionStart: number;
-  index: number;
-  entityStart: number;
-  baseState: number;
-  isSpecial: boolean;
-  sequenceIndex: number;
-  sequence: string | null;
-}
+/**
+ * Where the scanner is between chunks: in text; in a comment or a bogus comment (`<!...>`,
+ * `<?...>`); in the content of a raw-text element; or in the rest of a tag too long to hold
+ * (`quote` tells whether the cut fell inside a quoted value).
+ */
+type Context =
+  | { readonly in: "text" }
+  | { readonly in: "comment" }
+  | { readonly in: "bogus" }
+  | { readonly in: "raw"; readonly name: string }
+  | { readonly in: "tag"; readonly name: string; readonly quote: number };
 
 export interface HtmlState {
   readonly kind: "html";
-  /** Input not yet emitted, starting at absolute offset `base`. */
-  pending: string;
-  base: number;
-  edits: Edit[];
-  tag: string;
-  attr: string;
-  attrStart: number;
-  valueStart: number;
-  valueEnd: number;
-  /** Held from here while a relevant attribute (or a meta tag) is open. */
-  holdFrom: number;
-  meta: { content: { start: number; end: number } | null; refresh: boolean } | null;
-  /** Start of the untranslated rest of an open `<style>` block. */
-  styleStart: number;
-  tokenizer: TokenizerSnapshot;
+  /** Bytes held from the previous chunk, scanned again in front of the next one. */
+  readonly held: Uint8Array;
+  readonly context: Context;
 }
 
-const IGNORE = () => undefined;
-const NO_CALLBACKS: Callbacks = {
-  onattribdata: IGNORE, onattribentity: IGNORE, onattribend: IGNORE, onattribname: IGNORE, oncdata: IGNORE, onclosetag: IGNORE,
-  oncomment: IGNORE, ondeclaration: IGNORE, onend: IGNORE, onopentagend: IGNORE, onopentagname: IGNORE, onprocessinginstruction: IGNORE,
-  onselfclosingtag: IGNORE, ontext: IGNORE, ontextentity: IGNORE,
-};
+const TEXT: Context = { in: "text" };
 
-function probe(input: string): TokenizerFields {
-  const t = new Tokenizer({ decodeEntities: false }, NO_CALLBACKS) as unknown as TokenizerFields;
-  t.write(input);
-  return t;
+const GT = 0x3e, SLASH = 0x2f, BANG = 0x21, QUESTION = 0x3f, EQ = 0x3d, DQ = 0x22, SQ = 0x27, DASH = 0x2d;
+
+/** Character classes, one table lookup per character (latin1 strings hold codes 0-255 only). */
+const SPACE = 1, ENDS_NAME = 2, ENDS_ATTRIBUTE_NAME = 4, ENDS_UNQUOTED = 8;
+const CLASS = new Uint8Array(256);
+for (const c of [0x20, 0x0a, 0x09, 0x0c, 0x0d]) CLASS[c] = SPACE | ENDS_NAME | ENDS_ATTRIBUTE_NAME | ENDS_UNQUOTED;
+CLASS[0x2f] = ENDS_NAME | ENDS_ATTRIBUTE_NAME; // "/"
+CLASS[0x3e] = ENDS_NAME | ENDS_ATTRIBUTE_NAME | ENDS_UNQUOTED; // ">"
+CLASS[0x3d] = ENDS_ATTRIBUTE_NAME; // "="
+
+function isSpace(c: number): boolean {
+  return (CLASS[c]! & SPACE) !== 0;
+}
+
+function isAlpha(c: number): boolean {
+  return (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a;
+}
+
+/** Rewrites one chunk of a page; returns the bytes that are final and the state to carry. */
+export function rewriteHtml(state: HtmlState | undefined, chunk: Uint8Array, final: boolean, links: LinkMap): { out: Buffer; state: HtmlState } {
+  const input = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  const held = state?.held;
+  const bytes = held && held.length > 0 ? Buffer.concat([held, input]) : input;
+  // Scanned as a latin1 string (one character per byte): V8 inlines charCodeAt and indexOf on
+  // strings, where each Buffer call would cross into C++.
+  const scan = new Scanner(bytes.toString("latin1"), final, links, state?.context ?? TEXT);
+  scan.run();
+  return { out: scan.output(bytes), state: { kind: "html", held: Uint8Array.prototype.slice.call(bytes, scan.safe), context: scan.context } };
 }
 
 /**
- * States in which a tag or attribute name is being read (reported later with offsets into text
- * already seen): "<ab", "<a bc", and the look-ahead states of "<s", "<t" and "<sc" (script,
- * style, title, textarea). The numbers are learnt from the tokenizer itself, not copied.
+ * Where a tag ended (>= 0: just after its ">"), or that the buffer ran out inside it: -1
+ * outside quotes, -1 - quote inside a quoted value.
  */
-const NAME_STATES = new Set(["<ab", "<a bc", "<s", "<t", "<sc"].map((input) => probe(input).state));
-/** Its end sequences by content; restored by identity, which is how the tokenizer compares them. */
-const SEQUENCES = new Map<string, Uint8Array>();
-for (const primer of ["<script>x", "<style>x", "<title>x", "<textarea>x", "<xmp>x", "<!--x", "<![CDATA[x"]) {
-  const seq = probe(primer).currentSequence;
-  if (seq) SEQUENCES.set(String.fromCharCode(...seq), seq);
-}
+type TagEnd = number;
+const OUT_OF_INPUT = -1;
 
-function freshState(): HtmlState {
-  return {
-    kind: "html", pending: "", base: 0, edits: [], tag: "", attr: "", attrStart: -1, valueStart: -1, valueEnd: -1, holdFrom: -1, meta: null, styleStart: -1,
-    tokenizer: { state: probe("").state, sectionStart: 0, index: 0, entityStart: 0, baseState: probe("").state, isSpecial: false, sequenceIndex: 0, sequence: null },
-  };
-}
+class Scanner {
+  context: Context;
+  /** Output is final up to here; the rest is held. */
+  safe = 0;
+  readonly #edits: Edit[] = [];
+  /** Values of the attributes that matter in the tag being read (reused from tag to tag). */
+  readonly #values: { attr: string; start: number; end: number }[] = [];
 
-/** Rewrites one chunk of a page (latin1 text); returns the final output and the state to carry. */
-export function rewriteHtml(state: HtmlState | undefined, text: string, final: boolean, links: LinkMap): { out: string; state: HtmlState } {
-  const rewriter = new HtmlRewriter(links, state ?? freshState());
-  return { out: rewriter.write(text, final), state: rewriter.snapshot() };
-}
-
-class HtmlRewriter {
-  readonly #tokenizer: TokenizerFields;
-  readonly #s: HtmlState;
-
-  constructor(private readonly links: LinkMap, state: HtmlState) {
-    this.#s = state;
-    this.#tokenizer = new Tokenizer({ decodeEntities: false }, {
-      ...NO_CALLBACKS,
-      onopentagname: (start, end) => this.#openTag(start, end),
-      onattribname: (start, end) => this.#attributeName(start, end),
-      onattribdata: (start, end) => {
-        if (this.#s.valueStart < 0) this.#s.valueStart = start;
-        this.#s.valueEnd = end;
-      },
-      onattribend: () => this.#attributeDone(),
-      onopentagend: (end) => this.#tagDone(end),
-      onselfclosingtag: (end) => this.#tagDone(end),
-      onclosetag: (start) => this.#closeTag(start),
-    }) as unknown as TokenizerFields;
-    const t = this.#tokenizer;
-    const k = state.tokenizer;
-    const sequence = k.sequence === null ? undefined : SEQUENCES.get(k.sequence);
-    if (k.sequence !== null && !sequence) throw new Error(`html rewriter: unknown tokenizer sequence ${JSON.stringify(k.sequence)}`);
-    Object.assign(t, {
-      state: k.state, sectionStart: k.sectionStart, index: k.index, entityStart: k.entityStart, baseState: k.baseState,
-      isSpecial: k.isSpecial, sequenceIndex: k.sequenceIndex, currentSequence: sequence, buffer: "", offset: k.index, running: true,
-    });
+  constructor(private readonly b: string, private readonly final: boolean, private readonly links: LinkMap, context: Context) {
+    this.context = context;
   }
 
-  write(text: string, final: boolean): string {
-    this.#s.pending += text;
-    if (text.length > 0) this.#tokenizer.write(text);
-    if (final) this.#tokenizer.end();
-    return this.#emit(final);
+  run(): void {
+    let i = 0;
+    for (;;) {
+      const next = this.#step(i);
+      if (next < 0) return;
+      i = next;
+    }
   }
 
-  snapshot(): HtmlState {
-    const t = this.#tokenizer;
-    const sequence = t.currentSequence ? String.fromCharCode(...t.currentSequence) : null;
-    this.#s.tokenizer = {
-      state: t.state, sectionStart: t.sectionStart, index: t.index, entityStart: t.entityStart, baseState: t.baseState,
-      isSpecial: t.isSpecial, sequenceIndex: t.sequenceIndex, sequence,
-    };
-    return this.#s;
+  /** The final bytes: a view of `bytes` when nothing changed, else one new buffer. */
+  output(bytes: Buffer): Buffer {
+    if (this.#edits.length === 0) return bytes.subarray(0, this.safe);
+    let out = "";
+    let at = 0;
+    for (const e of this.#edits) {
+      out += this.b.slice(at, e.start) + e.text;
+      at = e.end;
+    }
+    return Buffer.from(out + this.b.slice(at, this.safe), "latin1");
   }
 
-  /** The input between two absolute offsets, or undefined when part of it already went out. */
-  #slice(start: number, end: number): string | undefined {
-    if (start < this.#s.base) return undefined;
-    return this.#s.pending.slice(start - this.#s.base, end - this.#s.base);
+  /** Everything up to the end is final. */
+  #finishAll(): number {
+    this.safe = this.b.length;
+    return -1;
   }
 
-  #relevant(): boolean {
-    const s = this.#s;
-    return s.attr === "style" || (URL_ATTRIBUTES[s.tag]?.includes(s.attr) ?? false);
+  /**
+   * The buffer ran out inside a construct that starts at `from`: hold it for the next chunk,
+   * unless this is the last chunk or the hold would pass MAX_HOLD (then `overflow` says what
+   * context the scan goes on in, and the construct goes out untranslated).
+   */
+  #holdFrom(from: number, overflow: Context): number {
+    if (this.final) return this.#finishAll();
+    if (this.b.length - from > MAX_HOLD) {
+      this.context = overflow;
+      return this.#finishAll();
+    }
+    this.safe = from;
+    return -1;
   }
 
-  #openTag(start: number, end: number): void {
-    const s = this.#s;
-    s.tag = this.#slice(start, end)?.toLowerCase() ?? "";
-    s.meta = s.tag === "meta" ? { content: null, refresh: false } : null;
-    if (s.meta) s.holdFrom = start - 1;
+  /** Scans from `i` in the current context; returns where to go on, or -1 when done. */
+  #step(i: number): number {
+    const b = this.b;
+    const ctx = this.context;
+    switch (ctx.in) {
+      case "text": {
+        const lt = b.indexOf("<", i);
+        if (lt < 0) return this.#finishAll();
+        this.safe = lt;
+        return this.#markup(lt);
+      }
+      case "comment": {
+        // A comment ends at "-->" or "--!>".
+        for (let at = i; ; ) {
+          const dash = b.indexOf("--", at);
+          if (dash < 0 || dash + 2 >= b.length) return this.#holdTail(Math.max(i, b.length - 3));
+          if (b.charCodeAt(dash + 2) === GT) return this.#enter(TEXT, dash + 3);
+          if (b.charCodeAt(dash + 2) === BANG) {
+            if (dash + 3 >= b.length) return this.#holdTail(dash);
+            if (b.charCodeAt(dash + 3) === GT) return this.#enter(TEXT, dash + 4);
+          }
+          at = dash + 1;
+        }
+      }
+      case "bogus": {
+        const gt = b.indexOf(">", i);
+        return gt < 0 ? this.#finishAll() : this.#enter(TEXT, gt + 1);
+      }
+      case "raw":
+        return this.#rawText(i, ctx.name);
+      case "tag": {
+        const end = this.#skipTagRest(i, ctx.quote);
+        if (end < 0) {
+          this.context = { in: "tag", name: ctx.name, quote: -1 - end };
+          return this.#finishAll();
+        }
+        return this.#enter(RAW_TEXT.has(ctx.name) ? { in: "raw", name: ctx.name } : TEXT, end);
+      }
+    }
   }
 
-  #attributeName(start: number, end: number): void {
-    const s = this.#s;
-    s.attr = this.#slice(start, end)?.toLowerCase() ?? "";
-    s.attrStart = start;
-    s.valueStart = s.valueEnd = -1;
-    if (s.holdFrom < 0 && this.#relevant()) s.holdFrom = start;
+  #enter(context: Context, at: number): number {
+    this.context = context;
+    this.safe = at;
+    return at;
   }
 
-  #attributeDone(): void {
-    const s = this.#s;
-    const { valueStart: start, valueEnd: end } = s;
-    const value = start >= 0 ? this.#slice(start, end) : undefined;
-    if (value !== undefined) {
-      if (s.meta) {
-        if (s.attr === "http-equiv" && value.trim().toLowerCase() === "refresh") s.meta.refresh = true;
-        if (s.attr === "content") s.meta.content = { start, end };
-      } else if (s.attr === "style") {
-        s.edits.push(...cssEdits(value, this.links, start));
-      } else if (s.attr === "srcset") {
-        s.edits.push(...srcsetEdits(value, this.links, start));
-      } else if (this.#relevant()) {
+  /** Final up to `at`; the few bytes after it may start an end sequence and are held. */
+  #holdTail(at: number): number {
+    if (this.final) return this.#finishAll();
+    this.safe = at;
+    return -1;
+  }
+
+  /** At a "<" in text. */
+  #markup(lt: number): number {
+    const b = this.b;
+    if (lt + 1 >= b.length) return this.#holdFrom(lt, TEXT);
+    const c = b.charCodeAt(lt + 1);
+    if (c === BANG) {
+      if (lt + 3 >= b.length) return this.#holdFrom(lt, TEXT);
+      if (b.charCodeAt(lt + 2) === DASH && b.charCodeAt(lt + 3) === DASH) {
+        // "<!-->" and "<!--->" are whole (empty) comments.
+        if (lt + 4 < b.length && b.charCodeAt(lt + 4) === GT) return this.#enter(TEXT, lt + 5);
+        if (lt + 5 < b.length && b.charCodeAt(lt + 4) === DASH && b.charCodeAt(lt + 5) === GT) return this.#enter(TEXT, lt + 6);
+        return this.#enter({ in: "comment" }, lt + 4);
+      }
+      return this.#enter({ in: "bogus" }, lt + 2);
+    }
+    if (c === QUESTION) return this.#enter({ in: "bogus" }, lt + 2);
+    if (c === SLASH) {
+      if (lt + 2 >= b.length) return this.#holdFrom(lt, TEXT);
+      const d = b.charCodeAt(lt + 2);
+      if (d === GT) return this.#enter(TEXT, lt + 3); // "</>" is dropped
+      if (!isAlpha(d)) return this.#enter({ in: "bogus" }, lt + 2);
+      return this.#tag(lt, lt + 2, false);
+    }
+    if (isAlpha(c)) return this.#tag(lt, lt + 1, true);
+    return this.#enter(TEXT, lt + 1); // a "<" that starts nothing is text
+  }
+
+  /** A start or end tag whose name begins at `nameStart`. */
+  #tag(lt: number, nameStart: number, start: boolean): number {
+    const b = this.b;
+    const n = b.length;
+    let i = nameStart;
+    while (i < n && (CLASS[b.charCodeAt(i)]! & ENDS_NAME) === 0) i++;
+    if (i >= n) return this.#holdFrom(lt, { in: "tag", name: "", quote: 0 });
+    const name = start ? b.slice(nameStart, i).toLowerCase() : "";
+    const wanted = start ? (URL_ATTRIBUTES.get(name) ?? NONE) : NONE;
+    this.#values.length = 0;
+    const end = this.#attributes(i, wanted);
+    if (end < 0) return this.#holdFrom(lt, { in: "tag", name, quote: -1 - end });
+    if (this.#values.length > 0) this.#tagEdits(name);
+    return this.#enter(start && RAW_TEXT.has(name) ? { in: "raw", name } : TEXT, end);
+  }
+
+  /** Reads attributes from `i` to the tag's ">", recording those in `wanted` (and style). */
+  #attributes(i: number, wanted: readonly string[]): TagEnd {
+    const b = this.b;
+    const n = b.length;
+    for (;;) {
+      while (i < n && (isSpace(b.charCodeAt(i)) || b.charCodeAt(i) === SLASH)) i++;
+      if (i >= n) return OUT_OF_INPUT;
+      if (b.charCodeAt(i) === GT) return i + 1;
+      const nameStart = i;
+      i++; // the first character may be "=" (then it is part of the name)
+      while (i < n && (CLASS[b.charCodeAt(i)]! & ENDS_ATTRIBUTE_NAME) === 0) i++;
+      const nameEnd = i;
+      while (i < n && isSpace(b.charCodeAt(i))) i++;
+      if (i >= n) return OUT_OF_INPUT;
+      if (b.charCodeAt(i) !== EQ) {
+        continue; // no value
+      }
+      i++;
+      while (i < n && isSpace(b.charCodeAt(i))) i++;
+      if (i >= n) return OUT_OF_INPUT;
+      let valueStart: number;
+      let valueEnd: number;
+      const q = b.charCodeAt(i);
+      if (q === DQ || q === SQ) {
+        valueStart = i + 1;
+        valueEnd = b.indexOf(q === DQ ? '"' : "'", valueStart);
+        if (valueEnd < 0) return -1 - q;
+        i = valueEnd + 1;
+      } else {
+        if (q === GT) return i + 1; // "a=>" : empty value
+        valueStart = i;
+        while (i < n && (CLASS[b.charCodeAt(i)]! & ENDS_UNQUOTED) === 0) i++;
+        if (i >= n) return OUT_OF_INPUT;
+        valueEnd = i;
+      }
+      const length = nameEnd - nameStart;
+      // Only names that can matter become strings: the longest is "http-equiv".
+      if (length <= 10 && (wanted.length > 0 || length === 5)) {
+        const attr = b.slice(nameStart, nameEnd).toLowerCase();
+        if (attr === "style" || wanted.includes(attr)) this.#values.push({ attr, start: valueStart, end: valueEnd });
+      }
+    }
+  }
+
+  /** The rest of a tag that was too long to hold: skips to its ">", outside quotes. */
+  #skipTagRest(i: number, quote: number): TagEnd {
+    const b = this.b;
+    for (;;) {
+      if (quote !== 0) {
+        const close = b.indexOf(quote === DQ ? '"' : "'", i);
+        if (close < 0) return -1 - quote;
+        i = close + 1;
+        quote = 0;
+      }
+      while (i < b.length && b.charCodeAt(i) !== GT && b.charCodeAt(i) !== DQ && b.charCodeAt(i) !== SQ) i++;
+      if (i >= b.length) return OUT_OF_INPUT;
+      if (b.charCodeAt(i) === GT) return i + 1;
+      quote = b.charCodeAt(i);
+      i++;
+    }
+  }
+
+  #tagEdits(name: string): void {
+    let refresh = false;
+    let content: { start: number; end: number } | undefined;
+    for (const v of this.#values) {
+      const value = this.b.slice(v.start, v.end);
+      if (name === "meta") {
+        if (v.attr === "http-equiv" && value.trim().toLowerCase() === "refresh") refresh = true;
+        else if (v.attr === "content") content = v;
+        else if (v.attr === "style") this.#edits.push(...cssEdits(value, this.links, v.start));
+      } else if (v.attr === "style") {
+        this.#edits.push(...cssEdits(value, this.links, v.start));
+      } else if (v.attr === "srcset") {
+        this.#edits.push(...srcsetEdits(value, this.links, v.start));
+      } else {
         const lead = value.length - value.trimStart().length;
         const url = value.trim();
         const translated = this.links.translate(url);
-        if (translated !== undefined) s.edits.push({ start: start + lead, end: start + lead + url.length, text: translated });
+        if (translated !== undefined) this.#edits.push({ start: v.start + lead, end: v.start + lead + url.length, text: translated });
       }
     }
-    if (!s.meta && s.holdFrom === s.attrStart) s.holdFrom = -1;
-  }
-
-  #tagDone(end: number): void {
-    const s = this.#s;
-    if (s.meta?.refresh && s.meta.content) {
-      const { start, end: valueEnd } = s.meta.content;
-      const value = this.#slice(start, valueEnd);
-      const m = value === undefined ? null : REFRESH_URL.exec(value);
+    if (refresh && content) {
+      const value = this.b.slice(content.start, content.end);
+      const m = REFRESH_URL.exec(value);
       const translated = m ? this.links.translate(m[2]!) : undefined;
       if (m && translated !== undefined) {
-        const at = start + m.index + m[1]!.length;
-        s.edits.push({ start: at, end: at + m[2]!.length, text: translated });
+        const at = content.start + m.index + m[1]!.length;
+        this.#edits.push({ start: at, end: at + m[2]!.length, text: translated });
       }
     }
-    s.meta = null;
-    s.holdFrom = -1;
-    if (s.tag === "style") s.styleStart = end + 1;
-    s.tag = "";
   }
 
-  #closeTag(start: number): void {
-    const s = this.#s;
-    if (s.styleStart < 0) return;
-    // "</style": the name starts two characters after the block ends.
-    const css = this.#slice(s.styleStart, start - 2);
-    if (css !== undefined) s.edits.push(...cssEdits(css, this.links, s.styleStart));
-    s.styleStart = -1;
-  }
-
-  #emit(final: boolean): string {
-    const s = this.#s;
-    const end = s.base + s.pending.length;
-    let safe = end;
-    if (!final) {
-      const t = this.#tokenizer;
-      // A tag or attribute name split across chunks is reported once whole, with offsets into
-      // text already seen: keep it.
-      if (NAME_STATES.has(t.state) && t.sectionStart >= 0) safe = Math.min(safe, t.sectionStart);
-      if (s.holdFrom >= 0) safe = Math.min(safe, s.holdFrom);
-      if (s.styleStart >= 0) {
-        // Translate the block up to its last safe cut now, so a long block streams.
-        const from = s.styleStart - s.base;
-        const cut = s.base + lastCssCut(s.pending.slice(0, safe - s.base), from);
-        if (cut > s.styleStart) {
-          s.edits.push(...cssEdits(s.pending.slice(from, cut - s.base), this.links, s.styleStart));
-          s.styleStart = cut;
+  /** Content of a raw-text element: up to its end tag ("</name" then space, "/" or ">"). */
+  #rawText(i: number, name: string): number {
+    const b = this.b;
+    const closing = `</${name}`;
+    for (let at = i; ; ) {
+      const lt = b.indexOf("<", at);
+      if (lt < 0) return this.#rawRunsOn(i, name, b.length);
+      if (lt + closing.length >= b.length) return this.#rawRunsOn(i, name, lt);
+      if (b.charCodeAt(lt + 1) === SLASH && b.slice(lt, lt + closing.length).toLowerCase() === closing) {
+        const after = b.charCodeAt(lt + closing.length);
+        if (isSpace(after) || after === SLASH || after === GT) {
+          if (name === "style") this.#styleEdits(i, lt);
+          this.context = TEXT;
+          this.safe = lt;
+          return lt; // the end tag itself is scanned as a tag
         }
-        safe = Math.min(safe, s.styleStart);
       }
-      if (end - safe > MAX_HOLD) {
-        // Too long to hold: out as it is; whatever was held is left untranslated.
-        safe = end;
-        s.holdFrom = -1;
-        s.meta = null;
-        if (s.styleStart >= 0) s.styleStart = end;
-      }
+      at = lt + 1;
     }
-    safe = Math.max(safe, s.base);
-    s.edits.sort((a, b) => a.start - b.start);
-    let n = 0;
-    while (n < s.edits.length && s.edits[n]!.end <= safe) n++;
-    const ready = s.edits.splice(0, n);
-    const out = applyEdits(s.pending.slice(0, safe - s.base), s.base, ready);
-    s.pending = s.pending.slice(safe - s.base);
-    s.base = safe;
-    return out;
+  }
+
+  /** The raw text runs past the buffer; `tail` is where a possible end tag begins. */
+  #rawRunsOn(i: number, name: string, tail: number): number {
+    if (this.final) {
+      if (name === "style") this.#styleEdits(i, this.b.length);
+      return this.#finishAll();
+    }
+    if (name !== "style") return this.#holdTail(tail);
+    // CSS is translated up to its last safe cut now; the rest waits for more.
+    const text = this.b.slice(i, tail);
+    const cut = i + lastCssCut(text);
+    if (this.b.length - cut > MAX_HOLD) {
+      this.#styleEdits(i, tail);
+      return this.#holdTail(tail);
+    }
+    this.#styleEdits(i, cut);
+    return this.#holdTail(cut);
+  }
+
+  #styleEdits(from: number, to: number): void {
+    if (to > from) this.#edits.push(...cssEdits(this.b.slice(from, to), this.links, from));
   }
 }
+
+const NONE: readonly string[] = [];
 
 /** Every candidate URL of a srcset ("a.png 1x, b.png 2x"). */
 function srcsetEdits(value: string, links: LinkMap, offset: number): Edit[] {

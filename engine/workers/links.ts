@@ -2,6 +2,11 @@
  * Which absolute URLs to translate: the internal URL of every published app of a tenant maps
  * to its external URL. Hosts compare case-insensitively, an explicit default port equals none,
  * and protocol-relative links (`//host/...`) match on host and port alone.
+ *
+ * Runs for every URL of every translated page, so it parses nothing it does not have to: the
+ * origin part of the URL (up to the first "/", "?" or "#" after "//") is cut, lower-cased and
+ * looked up among the spellings of every published origin, built once. A URL to any other
+ * host costs one scan of its origin and one map lookup.
  */
 
 export interface LinkMapping {
@@ -10,67 +15,72 @@ export interface LinkMapping {
 }
 
 interface Target {
-  readonly scheme: string;
+  /** Internal path prefix, ending in "/". */
   readonly path: string;
-  readonly external: URL;
+  /** What replaces origin + path: the external URL, or its protocol-relative form. */
+  readonly replacement: string;
 }
 
+const DEFAULT_PORT: Record<string, string> = { "http:": "80", "https:": "443" };
+
 export class LinkMap {
-  /** "host:port" (port always explicit) -> targets, longest internal path first. */
-  readonly #byAuthority = new Map<string, Target[]>();
+  /** Lower-case origin spelling ("http://host", "http://host:80", "//host", ...) -> targets, longest path first. */
+  readonly #byOrigin = new Map<string, Target[]>();
 
   constructor(mappings: readonly LinkMapping[]) {
-    for (const m of mappings) {
-      let internal: URL;
-      let external: URL;
+    // https first, so a protocol-relative spelling shared by an http and an https app goes to https.
+    const parsed = mappings.flatMap((m) => {
       try {
-        internal = new URL(m.internalUrl);
-        external = new URL(m.externalUrl);
+        return [{ internal: new URL(m.internalUrl), external: new URL(m.externalUrl) }];
       } catch {
-        continue;
+        return [];
       }
-      const key = authority(internal.protocol, internal.hostname, internal.port);
-      const list = this.#byAuthority.get(key) ?? [];
-      list.push({ scheme: internal.protocol, path: internal.pathname, external });
-      list.sort((a, b) => b.path.length - a.path.length);
-      this.#byAuthority.set(key, list);
+    }).sort((a, b) => (a.internal.protocol === b.internal.protocol ? 0 : a.internal.protocol === "https:" ? -1 : 1));
+    for (const { internal, external } of parsed) {
+      const host = internal.host.toLowerCase(); // URL drops a default port
+      const hosts = internal.port === "" ? [host, `${host}:${DEFAULT_PORT[internal.protocol] ?? ""}`] : [host];
+      for (const h of hosts) {
+        this.#add(`${internal.protocol}//${h}`, { path: internal.pathname, replacement: external.href });
+        this.#add(`//${h}`, { path: internal.pathname, replacement: `//${external.host}${external.pathname}` });
+      }
     }
+    for (const list of this.#byOrigin.values()) list.sort((a, b) => b.path.length - a.path.length);
+  }
+
+  /** The first target for an origin and path stays (https before http). */
+  #add(origin: string, target: Target): void {
+    const list = this.#byOrigin.get(origin) ?? [];
+    if (!list.some((t) => t.path === target.path)) list.push(target);
+    this.#byOrigin.set(origin, list);
   }
 
   get empty(): boolean {
-    return this.#byAuthority.size === 0;
+    return this.#byOrigin.size === 0;
   }
 
   /** The translated form of `url` when it points into a published app, else undefined. */
   translate(url: string): string | undefined {
-    const m = ABSOLUTE_URL.exec(url);
-    if (!m) return undefined;
-    const scheme = m[1] ? `${m[1].toLowerCase()}:` : undefined; // undefined: protocol-relative
-    const host = m[2]!.toLowerCase();
-    const port = m[3] ?? "";
-    const rest = url.slice(m[0].length) || "/";
-    for (const s of scheme ? [scheme] : ["https:", "http:"]) {
-      const targets = this.#byAuthority.get(authority(s, host, port));
-      if (!targets) continue;
-      for (const t of targets) {
-        if (scheme && t.scheme !== scheme) continue;
-        let tail: string;
-        if (rest.startsWith(t.path)) tail = rest.slice(t.path.length); // under the published path
-        else if (`${rest}/` === t.path) tail = ""; // the path without its trailing slash
-        else if (t.path === "/" && (rest[0] === "?" || rest[0] === "#")) tail = rest; // "http://host?q"
-        else continue;
-        const base = scheme ? t.external.href : `//${t.external.host}${t.external.pathname}`;
-        return base + tail;
-      }
+    const slashes = url.indexOf("//");
+    // "//host" or "scheme://host", the scheme being letters only (http, https, HTTP...).
+    if (slashes < 0 || slashes > 10) return undefined;
+    for (let i = 0; i < slashes; i++) {
+      const c = url.charCodeAt(i) | 0x20;
+      if (i === slashes - 1 ? c !== 0x3a /* ":" */ : c < 0x61 || c > 0x7a) return undefined;
+    }
+    let end = slashes + 2;
+    while (end < url.length) {
+      const c = url.charCodeAt(end);
+      if (c === 0x2f || c === 0x3f || c === 0x23) break; // "/", "?", "#"
+      end++;
+    }
+    const targets = this.#byOrigin.get(url.slice(0, end).toLowerCase());
+    if (!targets) return undefined;
+    const rest = end < url.length ? url.slice(end) : "/";
+    for (const t of targets) {
+      if (rest.startsWith(t.path)) return t.replacement + rest.slice(t.path.length); // under the published path
+      if (`${rest}/` === t.path) return t.replacement; // the path without its trailing slash
+      if (t.path === "/" && (rest[0] === "?" || rest[0] === "#")) return t.replacement + rest; // "http://host?q"
     }
     return undefined;
   }
-}
-
-/** scheme://host[:port] or //host[:port], host without userinfo; linear, anchored. */
-export const ABSOLUTE_URL = /^(?:([a-zA-Z][a-zA-Z0-9+.-]*):)?\/\/([a-zA-Z0-9.-]+|\[[0-9a-fA-F:.]+\])(?::(\d{1,5}))?(?=[/?#]|$)/;
-
-function authority(scheme: string, host: string, port: string): string {
-  const p = port === "" || (scheme === "http:" && port === "80") || (scheme === "https:" && port === "443") ? (scheme === "https:" ? "443" : "80") : port;
-  return `${host.toLowerCase()}:${p}`;
 }

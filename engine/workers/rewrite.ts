@@ -9,9 +9,10 @@ import type { LinkMap } from "./links.js";
 export type BodyKind = "html" | "css";
 export type RewriteState = HtmlState | CssState;
 
-export function rewriteChunk(kind: BodyKind, state: RewriteState | undefined, input: Uint8Array, final: boolean, links: LinkMap): { out: string; state: RewriteState } {
+export function rewriteChunk(kind: BodyKind, state: RewriteState | undefined, input: Uint8Array, final: boolean, links: LinkMap): { out: Buffer; state: RewriteState } {
+  if (kind === "html") return rewriteHtml(state as HtmlState | undefined, input, final, links);
   // latin1: one character per byte, so bytes outside rewritten spans come back unchanged.
   const text = Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString("latin1");
-  if (kind === "css") return rewriteCss(state as CssState | undefined, text, final, links);
-  return rewriteHtml(state as HtmlState | undefined, text, final, links);
+  const step = rewriteCss(state as CssState | undefined, text, final, links);
+  return { out: Buffer.from(step.out, "latin1"), state: step.state };
 }

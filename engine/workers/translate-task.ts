@@ -51,9 +51,10 @@ export default function translateChunk(task: ChunkTask): unknown {
   markStarted(task);
   const started = performance.now();
   const { out, state } = rewriteChunk(task.kind, task.state, task.chunk, task.final, linkMap(task.linksKey, task.links));
-  // A buffer of its own (never Node's shared pool), so it can be transferred.
-  const bytes = new Uint8Array(out.length);
-  Buffer.from(bytes.buffer).write(out, "latin1");
+  // Untouched pages come back as a view of the input, which is ours to move back. Anything
+  // else is moved only if it owns its whole buffer: never a slab of Node's shared Buffer pool.
+  const movable = out.buffer === task.chunk.buffer || (out.byteOffset === 0 && out.byteLength === out.buffer.byteLength);
+  const bytes = movable ? out : new Uint8Array(out);
   const result: ChunkResult = { out: bytes, state, ms: performance.now() - started };
   return move({ [transferableSymbol]: bytes.buffer, [valueSymbol]: result } as never);
 }
