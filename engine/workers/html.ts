@@ -100,8 +100,8 @@ class Scanner {
   /** Output is final up to here; the rest is held. */
   safe = 0;
   readonly #edits: Edit[] = [];
-  /** Values of the attributes that matter in the tag being read (reused from tag to tag). */
-  readonly #values: { attr: string; start: number; end: number }[] = [];
+  /** Values of the attributes that matter in the tag being read; most tags have none. */
+  #values: { attr: string; start: number; end: number }[] | null = null;
 
   constructor(private readonly b: string, private readonly final: boolean, private readonly links: LinkMap, context: Context) {
     this.context = context;
@@ -239,10 +239,10 @@ class Scanner {
     if (i >= n) return this.#holdFrom(lt, { in: "tag", name: "", quote: 0 });
     const name = start ? b.slice(nameStart, i).toLowerCase() : "";
     const wanted = start ? (URL_ATTRIBUTES.get(name) ?? NONE) : NONE;
-    this.#values.length = 0;
+    this.#values = null;
     const end = this.#attributes(i, wanted);
     if (end < 0) return this.#holdFrom(lt, { in: "tag", name, quote: -1 - end });
-    if (this.#values.length > 0) this.#tagEdits(name);
+    if (this.#values !== null) this.#tagEdits(name, this.#values);
     return this.#enter(start && RAW_TEXT.has(name) ? { in: "raw", name } : TEXT, end);
   }
 
@@ -285,7 +285,7 @@ class Scanner {
       // Only names that can matter become strings: the longest is "http-equiv".
       if (length <= 10 && (wanted.length > 0 || length === 5)) {
         const attr = b.slice(nameStart, nameEnd).toLowerCase();
-        if (attr === "style" || wanted.includes(attr)) this.#values.push({ attr, start: valueStart, end: valueEnd });
+        if (attr === "style" || wanted.includes(attr)) (this.#values ??= []).push({ attr, start: valueStart, end: valueEnd });
       }
     }
   }
@@ -308,10 +308,10 @@ class Scanner {
     }
   }
 
-  #tagEdits(name: string): void {
+  #tagEdits(name: string, values: readonly { attr: string; start: number; end: number }[]): void {
     let refresh = false;
     let content: { start: number; end: number } | undefined;
-    for (const v of this.#values) {
+    for (const v of values) {
       const value = this.b.slice(v.start, v.end);
       if (name === "meta") {
         if (v.attr === "http-equiv" && value.trim().toLowerCase() === "refresh") refresh = true;

@@ -16,3 +16,9 @@ export function rewriteChunk(kind: BodyKind, state: RewriteState | undefined, in
   const step = rewriteCss(state as CssState | undefined, text, final, links);
   return { out: Buffer.from(step.out, "latin1"), state: step.state };
 }
+
+/** Whether a rewriter still holds input back (the end of the body must then go to a worker). */
+export function holdsInput(state: RewriteState | undefined): boolean {
+  if (state === undefined) return false;
+  return state.kind === "css" ? state.pending.length > 0 : state.held.length > 0;
+}

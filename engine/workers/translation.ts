@@ -11,7 +11,7 @@ import zlib from "node:zlib";
 import { PosternError } from "../protocol/errors.js";
 import type { LinkMapping } from "./links.js";
 import type { TranslatePool } from "./pool.js";
-import type { BodyKind, RewriteState } from "./rewrite.js";
+import { holdsInput, type BodyKind, type RewriteState } from "./rewrite.js";
 
 export type BodyEncoding = "identity" | "gzip" | "deflate" | "br";
 
@@ -67,7 +67,15 @@ function encoder(encoding: BodyEncoding): Duplex | undefined {
 
 const UTF16_BOM = (b: Buffer) => b.length >= 2 && ((b[0] === 0xfe && b[1] === 0xff) || (b[0] === 0xff && b[1] === 0xfe));
 
-/** The rewrite stage: each write (or batch of buffered writes) is one task on the pool. */
+/** Input gathered for one task; past it, writers wait for the task to finish. */
+const BATCH_BYTES = 64 * 1024;
+
+/**
+ * The rewrite stage. Input written in the same event-loop turn (the chunks of one tunnel
+ * message, and often the end of the body) goes to the pool as one task: a small page is one
+ * round trip to a worker, not one per chunk. One task at a time per response, so output stays
+ * in order and its memory is bounded by a batch.
+ */
 class RewriteStream extends Duplex {
   #state: RewriteState | undefined;
   #spentMs = 0;
@@ -75,26 +83,32 @@ class RewriteStream extends Duplex {
   #first = true;
   /** A UTF-16 body (by its byte order mark): passed through untouched. */
   #passthrough = false;
-  /** The write callback waiting for the reader to want more. */
+  #input: Buffer[] = [];
+  #inputBytes = 0;
+  /** Write callbacks held back while the batch is full. */
+  #writers: (() => void)[] = [];
+  /** The end callback, once the writer has ended. */
+  #ended: ((err?: Error | null) => void) | null = null;
+  #running = false;
+  #scheduled = false;
+  /** What to do once the reader wants more output. */
   #waiting: (() => void) | null = null;
 
   constructor(private readonly pool: TranslatePool, private readonly kind: BodyKind, private readonly links: TenantLinks, private readonly decodedCap: number | undefined) {
-    super({ writableHighWaterMark: 64 * 1024, readableHighWaterMark: 64 * 1024 });
+    super({ writableHighWaterMark: BATCH_BYTES, readableHighWaterMark: BATCH_BYTES });
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
-    this.#process([chunk], false, done);
-  }
-
-  override _writev(chunks: { chunk: Buffer }[], done: (err?: Error | null) => void): void {
-    this.#process(chunks.map((c) => c.chunk), false, done);
+    this.#input.push(chunk);
+    this.#inputBytes += chunk.length;
+    if (this.#inputBytes < BATCH_BYTES) done();
+    else this.#writers.push(done);
+    this.#schedule();
   }
 
   override _final(done: (err?: Error | null) => void): void {
-    this.#process([], true, (err) => {
-      if (!err) this.push(null);
-      done(err);
-    });
+    this.#ended = done;
+    this.#schedule();
   }
 
   override _read(): void {
@@ -103,18 +117,50 @@ class RewriteStream extends Duplex {
     waiting?.();
   }
 
-  #process(chunks: Buffer[], final: boolean, done: (err?: Error | null) => void): void {
-    let size = 0;
-    for (const c of chunks) size += c.length;
+  #schedule(): void {
+    if (this.#running || this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    if (this.#running || this.destroyed) return;
+    const final = this.#ended !== null;
+    if (this.#inputBytes === 0 && !final) return;
+    const chunks = this.#input;
+    const size = this.#inputBytes;
+    const writers = this.#writers;
+    this.#input = [];
+    this.#inputBytes = 0;
+    this.#writers = [];
+    this.#running = true;
+    this.#translate(chunks, size, final).then((out) => {
+      this.#running = false;
+      for (const writer of writers) writer();
+      const next = () => {
+        if (!final) return this.#flush();
+        this.push(null);
+        this.#ended!();
+      };
+      if (out.length === 0 || this.push(out)) next();
+      else this.#waiting = next;
+    }, (err: Error) => this.destroy(err));
+  }
+
+  async #translate(chunks: Buffer[], size: number, final: boolean): Promise<Buffer> {
     this.#decoded += size;
     if (this.decodedCap !== undefined && this.#decoded > this.decodedCap) {
-      return done(new PosternError("POSTERN_TRANSLATE", `the decoded body passed ${this.decodedCap} bytes`));
+      throw new PosternError("POSTERN_TRANSLATE", `the decoded body passed ${this.decodedCap} bytes`);
     }
     if (this.#first && size > 0) {
       this.#first = false;
       this.#passthrough = UTF16_BOM(chunks[0]!);
     }
-    if (this.#passthrough) return this.#deliver(Buffer.concat(chunks, size), done);
+    if (this.#passthrough) return Buffer.concat(chunks, size);
+    if (size === 0 && !holdsInput(this.#state)) return Buffer.alloc(0); // the end, with nothing held back: no task
     // One copy into memory of its own, which is then moved (not cloned) to the worker.
     const input = new Uint8Array(size);
     let at = 0;
@@ -122,19 +168,13 @@ class RewriteStream extends Duplex {
       input.set(c, at);
       at += c.length;
     }
-    this.pool.run({ kind: this.kind, state: this.#state, chunk: input, final, linksKey: this.links.key, links: this.links.mappings }).then((result) => {
-      this.#state = result.state;
-      this.#spentMs += result.ms;
-      if (this.#spentMs > this.pool.limits.budgetMs) {
-        return done(new PosternError("POSTERN_TRANSLATE", `translation used more than its ${this.pool.limits.budgetMs} ms of worker time`));
-      }
-      this.#deliver(Buffer.from(result.out.buffer, result.out.byteOffset, result.out.byteLength), done);
-    }, done);
-  }
-
-  #deliver(out: Buffer, done: () => void): void {
-    if (out.length === 0 || this.push(out)) done();
-    else this.#waiting = done;
+    const result = await this.pool.run({ kind: this.kind, state: this.#state, chunk: input, final, linksKey: this.links.key, links: this.links.mappings });
+    this.#state = result.state;
+    this.#spentMs += result.ms;
+    if (this.#spentMs > this.pool.limits.budgetMs) {
+      throw new PosternError("POSTERN_TRANSLATE", `translation used more than its ${this.pool.limits.budgetMs} ms of worker time`);
+    }
+    return Buffer.from(result.out.buffer, result.out.byteOffset, result.out.byteLength);
   }
 }
 

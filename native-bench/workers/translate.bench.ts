@@ -12,7 +12,7 @@ import { TranslatePool } from "../../engine/workers/pool.js";
 import { rewriteChunk, type BodyKind, type RewriteState } from "../../engine/workers/rewrite.js";
 import { BodyTranslation } from "../../engine/workers/translation.js";
 import { printTable, type Row } from "../report.js";
-import { BENCH_LINKS, denseLinksPage, sampleCss, typicalPage } from "./pages.js";
+import { BENCH_LINKS, denseLinksPage, sampleCss, typicalPage } from "../../loadtest/pages.js";
 
 const CHUNK = 64 * 1024;
 
