@@ -118,14 +118,21 @@ class Scanner {
 
   /** The final bytes: a view of `bytes` when nothing changed, else one new buffer. */
   output(bytes: Buffer): Buffer {
-    if (this.#edits.length === 0) return bytes.subarray(0, this.safe);
-    let out = "";
-    let at = 0;
-    for (const e of this.#edits) {
-      out += this.b.slice(at, e.start) + e.text;
-      at = e.end;
+    const edits = this.#edits;
+    if (edits.length === 0) return bytes.subarray(0, this.safe);
+    let length = this.safe;
+    for (const e of edits) length += e.text.length - (e.end - e.start);
+    // Untouched spans are copied from the input bytes; only the new URLs are encoded.
+    const out = Buffer.allocUnsafeSlow(length);
+    let from = 0;
+    let to = 0;
+    for (const e of edits) {
+      to += bytes.copy(out, to, from, e.start);
+      to += out.write(e.text, to, "latin1");
+      from = e.end;
     }
-    return Buffer.from(out + this.b.slice(at, this.safe), "latin1");
+    bytes.copy(out, to, from, this.safe);
+    return out;
   }
 
   /** Everything up to the end is final. */

@@ -56,6 +56,8 @@ export class TranslatePool {
       maxThreads: this.limits.threads,
       // Workers are stateless: a dead one is simply replaced.
       idleTimeout: 30_000,
+      // No timing histograms: they cost the event loop on every task.
+      recordTiming: false,
     });
     // A worker that dies between tasks is replaced by piscina; the event is informational.
     this.#piscina.on("error", () => undefined);
