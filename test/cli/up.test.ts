@@ -37,7 +37,13 @@ describe("postern CLI (built, as child processes)", () => {
       const host = new URL(ready.apps[0]!.externalUrl).host;
       const page = await request(`${ready.engine}/`, { headers: { host } });
       expect(page.statusCode).toBe(200);
-      expect(await page.body.text()).toMatch(/Postern sample app/);
+      const text = await page.body.text();
+      expect(text).toMatch(/Postern sample app/);
+      // Published with link translation on: its hard-coded internal links come out external.
+      expect(text).toContain(`<a href="${ready.apps[0]!.externalUrl}docs/">`);
+      expect(text).not.toMatch(/href="http:\/\/localhost:\d+\//);
+      const css = await request(`${ready.engine}/static/site.css`, { headers: { host } });
+      expect(await css.body.text()).toContain(`url(${ready.apps[0]!.externalUrl}static/bg.svg)`);
       const echo = await request(`${ready.engine}/api/echo`, { headers: { host, "x-forwarded-for": "10.9.8.7" } });
       expect(((await echo.body.json()) as { headers: Record<string, string> }).headers["x-forwarded-for"]).toBe("10.9.8.7, 127.0.0.1");
       const probe = await runCli(["app", "test", "Sample", "--data-dir", dir]);
