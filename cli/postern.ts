@@ -19,6 +19,8 @@ Commands:
   group       Connector groups: add | list | remove
   user        add (built-in IdP)
   login       Device-code sign-in at control's IdP; prints an access token
+  loadtest    Load a deployment (or --compare with direct and an nginx chain); reports and a chart
+  capacity    Measure a capacity table: highest TPS within the SLO per connector size
   version     Print the version
 
 Every command takes --help.
@@ -33,6 +35,8 @@ const COMMANDS: Record<string, () => Promise<(args: string[]) => Promise<number>
   app: async () => (await import("./apps.js")).runApp,
   group: async () => (await import("./apps.js")).runGroup,
   login: async () => (await import("./login.js")).runLogin,
+  loadtest: async () => (await import("./loadtest.js")).runLoadtest,
+  capacity: async () => (await import("./capacity.js")).runCapacity,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -5,9 +5,10 @@
  * costs what.
  */
 import autocannon from "autocannon";
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 
@@ -30,8 +31,10 @@ export interface Started {
   readonly ready: Promise<Record<string, unknown>>;
 }
 
-export function start(args: string[]): Started {
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, POSTERN_LOG_LEVEL: "warn" } });
+/** `cpus`: pin the process to these CPUs (taskset), e.g. "0" or "0-1". */
+export function start(args: string[], cpus?: string): Started {
+  const [command, argv] = cpus === undefined ? [process.execPath, args] : ["taskset", ["-c", cpus, process.execPath, ...args]];
+  const child = spawn(command, argv, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, POSTERN_LOG_LEVEL: "warn" } });
   const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once("line", (line) => resolve(JSON.parse(line) as Record<string, unknown>));
     child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}`)));
@@ -40,15 +43,114 @@ export function start(args: string[]): Started {
 }
 
 /** The load-test backend (loadtest/backend.ts) with its arguments. */
-export function startBackend(args: string[]): Started {
-  return start([join(here, "backend.js"), ...args]);
+export function startBackend(args: string[], cpus?: string): Started {
+  return start([join(here, "backend.js"), ...args], cpus);
 }
 
 /** `postern up` on fresh state, throttling off: the scenarios measure the data path, not the per-app limit. */
-export function startPostern(): Started & { dataDir: string } {
+export function startPostern(cpus?: string): Started & { dataDir: string } {
   const dataDir = mkdtempSync(join(tmpdir(), "postern-loadtest-"));
-  const up = start([CLI, "up", "--json", "--no-sample", "--data-dir", dataDir, "--control-port", "0", "--tunnel-port", "0", "--http-port", "0", "--app-rate", "0", "--tenant-rate", "0"]);
+  const up = start([CLI, "up", "--json", "--no-sample", "--data-dir", dataDir, "--control-port", "0", "--tunnel-port", "0", "--http-port", "0", "--app-rate", "0", "--tenant-rate", "0"], cpus);
   return { ...up, dataDir };
+}
+
+/** A free TCP port on 127.0.0.1 (for servers that cannot report the one they picked). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const NGINX_PATHS = ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"];
+
+/** The nginx binary, or undefined. */
+export function findNginx(): string | undefined {
+  return NGINX_PATHS.find((p) => existsSync(p));
+}
+
+export const NGINX_MISSING = "nginx is not installed: on Debian or Ubuntu, apt-get install nginx-light (or nginx); elsewhere install nginx and make sure it is in /usr/sbin";
+
+/**
+ * The peer: an nginx two-hop chain, edge proxy -> proxy -> backend, each hop its own nginx
+ * with one worker and keep-alive upstreams (the shape of a reverse proxy in front of a
+ * tunnel endpoint). Returns the edge's port and a stop function.
+ */
+export async function startNginxChain(backendPort: number, cpus?: string): Promise<{ port: number; stop: () => void }> {
+  const nginx = findNginx();
+  if (!nginx) throw new Error(NGINX_MISSING);
+  const dir = mkdtempSync(join(tmpdir(), "postern-nginx-"));
+  const inner = await freePort();
+  const edge = await freePort();
+  const children: ChildProcess[] = [];
+  for (const [name, listen, upstream] of [["inner", inner, backendPort], ["edge", edge, inner]] as const) {
+    const conf = join(dir, `${name}.conf`);
+    writeFileSync(conf, `worker_processes 1;
+daemon off;
+master_process off;
+pid ${dir}/${name}.pid;
+error_log ${dir}/${name}.error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/${name}-body;
+  proxy_temp_path ${dir}/${name}-proxy;
+  fastcgi_temp_path ${dir}/${name}-fastcgi;
+  uwsgi_temp_path ${dir}/${name}-uwsgi;
+  scgi_temp_path ${dir}/${name}-scgi;
+  keepalive_requests 1000000;
+  upstream next { server 127.0.0.1:${upstream}; keepalive 256; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:${listen} reuseport;
+    location / { proxy_pass http://next; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering on; }
+  }
+}
+`);
+    const [command, argv] = cpus === undefined ? [nginx, ["-c", conf, "-p", dir]] : ["taskset", ["-c", cpus, nginx, "-c", conf, "-p", dir]];
+    children.push(spawn(command, argv, { stdio: ["ignore", "ignore", "inherit"] }));
+  }
+  await waitForPort(edge);
+  await waitForPort(inner);
+  return { port: edge, stop: () => children.forEach((c) => c.kill("SIGTERM")) };
+}
+
+async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
+  const { connect } = await import("node:net");
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, "127.0.0.1", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * How servers and the load generator share the CPUs: with two or more, servers on the first
+ * half and this process (autocannon and its workers) on the rest; with one, no pinning.
+ */
+export function cpuSplit(): { servers: string | undefined; loadgen: string | undefined; note: string } {
+  const n = availableParallelism();
+  if (n < 2 || !existsSync("/usr/bin/taskset")) return { servers: undefined, loadgen: undefined, note: `${n} CPU(s), no pinning` };
+  const half = Math.floor(n / 2);
+  const servers = half === 1 ? "0" : `0-${half - 1}`;
+  const loadgen = half === n - 1 ? String(half) : `${half}-${n - 1}`;
+  return { servers, loadgen, note: `servers pinned to CPU ${servers}, load generator to CPU ${loadgen} (of ${n})` };
+}
+
+/** Pins this process, every thread of it (autocannon's workers too), to `cpus`. */
+export function pinSelf(cpus: string | undefined): void {
+  if (cpus !== undefined) execFileSync("taskset", ["-a", "-p", "-c", cpus, String(process.pid)], { stdio: "ignore" });
 }
 
 /** Publishes a passthrough app through the CLI, with extra `postern app add` flags. */

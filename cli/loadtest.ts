@@ -1,0 +1,151 @@
+/**
+ * `postern loadtest`: load against any deployment (`--target`), or the peer comparison
+ * (`--compare`): the same backend directly, through an nginx two-hop chain and through
+ * Postern, same load generator and settings, in one run.
+ */
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { UsageError } from "./admin.js";
+import { writeReports, textTable, type LabelledReport } from "../loadtest/report.js";
+import { cpuSplit, findNginx, NGINX_MISSING, pinSelf, publish, startBackend, startNginxChain, startPostern } from "../loadtest/rig.js";
+import { readMix, runLoad, type LoadOptions } from "../loadtest/run.js";
+
+const HELP = `Usage: postern loadtest --target URL [options]
+       postern loadtest --compare [options]
+
+Runs autocannon (on its worker threads) against a deployment and reports req/s, latency
+p50/p90/p99/p99.9/max, throughput, status codes (429 and 5xx apart), errors and timeouts: a
+table on stdout, and report.json, report.md and latency.svg (latency over offered load) in --out.
+
+Options:
+  --target URL          What to load (an app's external URL, or any HTTP URL)
+  --host H              Host header (e.g. an app's external host when --target is an engine address)
+  --header "K: V"       Extra request header (repeatable), e.g. "authorization: Bearer ..."
+  --requests FILE       Request mix: JSON array of {method, path, body, headers}, sent in turn
+  --duration S          Seconds per run (default 10)
+  --amount N            Requests per run instead of a duration
+  --connections N       Concurrent connections (default 50)
+  --pipelining N        Requests in flight per connection (default 1)
+  --rate R[,R...]       Fixed offered load in req/s (open loop); a list runs one step per rate.
+                        Without it: max-rate (closed loop)
+  --warmup S            Seconds of load before each measured run (default 0; 2 with --compare)
+  --workers N           autocannon worker threads (default 1)
+  --timeout S           Seconds before a request counts as timed out (default 10)
+  --out DIR             Report directory (default ./postern-loadtest-<time>)
+  --compare             Peer comparison on this host: backend direct, nginx two-hop chain
+                        (edge proxy -> proxy -> backend, one worker each, keep-alive upstreams)
+                        and Postern (engine -> connector -> backend); servers pinned to the same
+                        CPUs, the load generator to the others. Needs nginx (apt-get install nginx-light)
+  --bytes N             Backend response size for --compare (default 1024)
+  --json                Print the report as JSON on stdout instead of the table
+  -h, --help            Show this help
+`;
+
+function num(value: string | undefined, flag: string, fallback: number | undefined, min = 0): number | undefined {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min) throw new UsageError(`--${flag} must be a number >= ${min}, got "${value}"`);
+  return n;
+}
+
+export async function runLoadtest(args: string[]): Promise<number> {
+  const { values: v } = parseArgs({
+    args,
+    options: {
+      target: { type: "string" }, host: { type: "string" }, header: { type: "string", multiple: true }, requests: { type: "string" },
+      duration: { type: "string" }, amount: { type: "string" }, connections: { type: "string" }, pipelining: { type: "string" },
+      rate: { type: "string" }, warmup: { type: "string" }, workers: { type: "string" }, timeout: { type: "string" }, out: { type: "string" },
+      compare: { type: "boolean", default: false }, bytes: { type: "string" }, json: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (v.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (!v.compare && v.target === undefined) throw new UsageError("loadtest needs --target URL (or --compare); see postern loadtest --help");
+  if (v.target !== undefined && !/^https?:\/\//.test(v.target)) throw new UsageError(`--target must be an http:// or https:// URL, got "${v.target}"`);
+  const headers: Record<string, string> = {};
+  for (const h of v.header ?? []) {
+    const at = h.indexOf(":");
+    if (at <= 0) throw new UsageError(`--header must look like "Name: value", got "${h}"`);
+    headers[h.slice(0, at).trim().toLowerCase()] = h.slice(at + 1).trim();
+  }
+  if (v.host !== undefined) headers.host = v.host;
+  const rates = v.rate === undefined ? [undefined] : v.rate.split(",").map((r) => num(r, "rate", undefined, 1));
+  const base: Omit<LoadOptions, "url"> = {
+    connections: num(v.connections, "connections", 50, 1)!,
+    pipelining: num(v.pipelining, "pipelining", 1, 1)!,
+    durationS: num(v.duration, "duration", 10, 1)!,
+    ...(v.amount !== undefined ? { amount: num(v.amount, "amount", undefined, 1)! } : {}),
+    ...(v.requests !== undefined ? { requests: readMix(v.requests) } : {}),
+    warmupS: num(v.warmup, "warmup", v.compare ? 2 : 0)!,
+    workers: num(v.workers, "workers", 1)!,
+    timeoutS: num(v.timeout, "timeout", 10, 1)!,
+  };
+  const out = v.out ?? join(process.cwd(), `postern-loadtest-${new Date().toISOString().replace(/[:.]/g, "-")}`);
+  const progress = !v.json && process.stderr.isTTY ? process.stderr : undefined;
+
+  let reports: LabelledReport[];
+  let extra: Record<string, unknown> = {};
+  let title: string;
+  if (v.compare) {
+    ({ reports, extra } = await compare(base, headers, rates, num(v.bytes, "bytes", 1024)!, progress));
+    title = "Peer comparison: direct, nginx two-hop chain, Postern";
+  } else {
+    reports = [];
+    for (const rate of rates) {
+      const r = await runLoad({ ...base, url: v.target!, ...(Object.keys(headers).length ? { headers } : {}), ...(rate !== undefined ? { rate } : {}), ...(progress ? { progress } : {}) });
+      reports.push({ ...r, label: v.target! });
+    }
+    title = `Load test of ${v.target}`;
+  }
+  const files = await writeReports(out, title, reports, extra);
+  if (v.json) process.stdout.write(JSON.stringify({ title, ...extra, runs: reports, files }) + "\n");
+  else {
+    process.stdout.write(`${title}\n\n${textTable(reports)}`);
+    if (extra.ratios) process.stdout.write(`\n${(extra.ratios as string[]).join("\n")}\n`);
+    process.stdout.write(`\nReports: ${files.json}, ${files.markdown}, ${files.chart}\n`);
+  }
+  return 0;
+}
+
+/** The peer comparison: three targets, same backend, same load. */
+async function compare(base: Omit<LoadOptions, "url">, headers: Record<string, string>, rates: (number | undefined)[], bytes: number, progress: NodeJS.WriteStream | undefined) {
+  if (!findNginx()) throw new Error(NGINX_MISSING);
+  const split = cpuSplit();
+  const backend = startBackend([String(bytes)], split.servers);
+  const postern = startPostern(split.servers);
+  let nginx: { port: number; stop: () => void } | undefined;
+  try {
+    const { port } = (await backend.ready) as { port: number };
+    const { engine } = (await postern.ready) as { engine: string };
+    nginx = await startNginxChain(port, split.servers);
+    const host = "loadtest.default.localhost";
+    await publish(postern.dataDir, "Loadtest", `http://localhost:${port}/`, `http://${host}/`);
+    await new Promise((r) => setTimeout(r, 1000)); // the engine and connector pick the app up from the feed
+    pinSelf(split.loadgen);
+    const targets: [string, string, Record<string, string>][] = [
+      ["direct", `http://127.0.0.1:${port}/`, headers],
+      ["nginx two-hop", `http://127.0.0.1:${nginx.port}/`, headers],
+      ["postern", `${engine}/`, { ...headers, host }],
+    ];
+    const reports: LabelledReport[] = [];
+    for (const rate of rates) {
+      for (const [label, url, h] of targets) {
+        const r = await runLoad({ ...base, url, headers: h, ...(rate !== undefined ? { rate } : {}), ...(progress ? { progress } : {}) });
+        reports.push({ ...r, label });
+      }
+    }
+    const ratios: string[] = [];
+    for (let i = 0; i < reports.length; i += 3) {
+      const [direct, chain, ours] = reports.slice(i, i + 3) as [LabelledReport, LabelledReport, LabelledReport];
+      const at = direct.offeredRate === null ? "max rate" : `${direct.offeredRate}/s offered`;
+      ratios.push(`${at}: postern ${(ours.requestsPerSecond / direct.requestsPerSecond).toFixed(2)}x direct, ${(ours.requestsPerSecond / chain.requestsPerSecond).toFixed(2)}x nginx two-hop req/s; p99 ${ours.latencyMs.p99} ms (nginx ${chain.latencyMs.p99} ms, direct ${direct.latencyMs.p99} ms)`);
+    }
+    return { reports, extra: { bytes, cpus: split.note, ratios } };
+  } finally {
+    nginx?.stop();
+    backend.child.kill("SIGTERM");
+    postern.child.kill("SIGTERM");
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * Capacity measurement: a local rig of real processes (control, engine, a connector limited
+ * to K CPUs with taskset and to a memory limit with a cgroup, a backend whose response size
+ * and latency are set per request) and, per row, a sweep of offered load upward until the
+ * P99 passes the SLO, errors pass 0.1%, or the achieved rate falls under 90% of the offered
+ * one. The row's capacity is the highest offered load that passed.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmdirSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import type { LabelledReport } from "./report.js";
+import { publish, startBackend, type Started } from "./rig.js";
+import { runLoad, type LoadReport } from "./run.js";
+
+const here = new URL(".", import.meta.url).pathname;
+const CLI = join(here, "../cli/postern.js");
+
+export interface CapacityRow {
+  readonly cores: number;
+  readonly memoryBytes: number;
+  readonly responseBytes: number;
+  readonly backendLatencyMs: number;
+  readonly connections: number;
+}
+
+export interface SweepSettings {
+  readonly sloMs: number;
+  /** Largest error rate that still passes (0.001 = 0.1%). */
+  readonly maxErrorRate: number;
+  readonly startRate: number;
+  readonly maxRate: number;
+  readonly stepSeconds: number;
+  readonly warmupSeconds: number;
+  /** Bisection steps between the last pass and the first failure. */
+  readonly refine: number;
+}
+
+export interface RowResult extends CapacityRow {
+  /** Highest offered load within the SLO, req/s (0: even the first step failed). */
+  readonly tps: number;
+  readonly p99Ms: number | null;
+  readonly memoryLimited: boolean;
+  readonly steps: (LoadReport & { passed: boolean })[];
+  /** Requests the backend saw during this row's sweep (warm-ups included), to check the load generator's counts against. */
+  readonly backendRequests: number;
+}
+
+/** Whether a step stayed within the SLO. */
+export function withinSlo(r: LoadReport, settings: SweepSettings): boolean {
+  const offered = r.offeredRate ?? r.requestsPerSecond;
+  return r.latencyMs.p99 <= settings.sloMs && r.errorRate <= settings.maxErrorRate && r.requestsPerSecond >= 0.9 * offered;
+}
+
+/** Sweeps one row: doubling from startRate until a step fails, then bisecting `refine` times. */
+export async function sweep(url: string, host: string, path: string, connections: number, settings: SweepSettings, onStep?: (r: LoadReport, passed: boolean) => void): Promise<{ tps: number; p99Ms: number | null; steps: (LoadReport & { passed: boolean })[] }> {
+  const steps: (LoadReport & { passed: boolean })[] = [];
+  const step = async (rate: number): Promise<boolean> => {
+    const r = await runLoad({
+      url: `${url}${path}`, headers: { host }, connections, rate, durationS: settings.stepSeconds, warmupS: settings.warmupSeconds, workers: 1, timeoutS: 10,
+    });
+    const passed = withinSlo(r, settings);
+    steps.push({ ...r, passed });
+    onStep?.(r, passed);
+    return passed;
+  };
+  let pass = 0;
+  let fail = 0;
+  for (let rate = settings.startRate; rate <= settings.maxRate; rate *= 2) {
+    if (await step(rate)) pass = rate;
+    else {
+      fail = rate;
+      break;
+    }
+  }
+  for (let i = 0; i < settings.refine && fail > 0 && fail - pass > 1; i++) {
+    const mid = Math.round((pass + fail) / 2);
+    if (await step(mid)) pass = mid;
+    else fail = mid;
+  }
+  const best = steps.filter((s) => s.passed && s.offeredRate === pass).at(-1);
+  return { tps: pass, p99Ms: best?.latencyMs.p99 ?? null, steps };
+}
+
+/** Starts a CLI service (optionally pinned) and resolves its first JSON line. */
+function service(args: string[], cpus?: string): Started {
+  const [command, argv] = cpus === undefined ? [process.execPath, [CLI, ...args]] : ["taskset", ["-c", cpus, process.execPath, CLI, ...args]];
+  const child = spawn(command, argv, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, POSTERN_LOG_LEVEL: "warn" } });
+  const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on("line", (line) => {
+      if (!line.startsWith("{")) return;
+      lines.removeAllListeners("line");
+      resolve(JSON.parse(line) as Record<string, unknown>);
+    });
+    child.once("exit", (code) => reject(new Error(`postern ${args.slice(0, 2).join(" ")} exited with ${code}`)));
+  });
+  return { child, ready };
+}
+
+function run(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, POSTERN_LOG_LEVEL: "warn" } });
+    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`postern ${args.slice(0, 2).join(" ")} exited with ${code}`))));
+  });
+}
+
+/**
+ * Puts `pid` under a memory limit: a cgroup v2 group (memory.max) or a v1 memory group
+ * (memory.limit_in_bytes). Needs root; returns a cleanup, or undefined when not possible.
+ */
+export function limitMemory(pid: number, bytes: number): (() => void) | undefined {
+  const name = `postern-capacity-${process.pid}-${pid}`;
+  const candidates: [string, string][] = [
+    [join("/sys/fs/cgroup", name), "memory.max"], // v2 (unified)
+    [join("/sys/fs/cgroup/memory", name), "memory.limit_in_bytes"], // v1
+  ];
+  for (const [dir, file] of candidates) {
+    const parent = join(dir, "..");
+    if (!existsSync(join(parent, "cgroup.procs"))) continue;
+    if (file === "memory.max" && !existsSync(join(parent, "cgroup.controllers"))) continue;
+    try {
+      mkdirSync(dir);
+      writeFileSync(join(dir, file), String(bytes));
+      writeFileSync(join(dir, "cgroup.procs"), String(pid));
+      return () => {
+        try {
+          rmdirSync(dir);
+        } catch {
+          // still has a process: the kernel removes nothing; try again is pointless here
+        }
+      };
+    } catch {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // not created
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The CPUs a K-core connector gets: the last K of the host. */
+export function connectorCpus(cores: number): string {
+  const n = availableParallelism();
+  const first = Math.max(0, n - cores);
+  return first === n - 1 ? String(first) : `${first}-${n - 1}`;
+}
+
+export interface CapacityRig {
+  readonly engineUrl: string;
+  readonly host: string;
+  readonly backendPort: number;
+  /** Starts (or restarts) the connector limited to `cores` CPUs and `memoryBytes`. */
+  connector(cores: number, memoryBytes: number): Promise<{ memoryLimited: boolean }>;
+  /** Requests the backend has served so far. */
+  backendCount(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export async function startCapacityRig(): Promise<CapacityRig> {
+  const dir = mkdtempSync(join(tmpdir(), "postern-capacity-"));
+  const dataDir = join(dir, "control");
+  const children: ChildProcess[] = [];
+  const control = service(["control", "--data-dir", dataDir, "--port", "0", "--json"]);
+  children.push(control.child);
+  let connector: { child: ChildProcess; release: (() => void) | undefined } | undefined;
+  try {
+    await control.ready;
+    const engine = service(["engine", "--data-dir", dataDir, "--state-dir", join(dir, "engine"), "--tunnel-port", "0", "--http-port", "0", "--app-rate", "0", "--tenant-rate", "0", "--json"]);
+    children.push(engine.child);
+    const { httpPort } = (await engine.ready) as { httpPort: number };
+    const backend = startBackend(["1024"]);
+    children.push(backend.child);
+    const { port: backendPort } = (await backend.ready) as { port: number };
+    const stateDir = join(dir, "connector");
+    await run(["connector", "register", "--data-dir", dataDir, "--state-dir", stateDir]);
+    const host = "capacity.default.localhost";
+    await publish(dataDir, "Capacity", `http://localhost:${backendPort}/`, `http://${host}/`);
+    const stopConnector = async () => {
+      if (!connector) return;
+      const { child, release } = connector;
+      connector = undefined;
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+      release?.();
+    };
+    return {
+      engineUrl: `http://127.0.0.1:${httpPort}`, host, backendPort,
+      async connector(cores, memoryBytes) {
+        await stopConnector();
+        const started = service(["connector", "run", "--state-dir", stateDir, "--json", "--grace-ms", "1000"], connectorCpus(cores));
+        const release = limitMemory(started.child.pid!, memoryBytes);
+        connector = { child: started.child, release };
+        await started.ready;
+        // Until the engine routes the app through this connector, requests would get 503.
+        const deadline = Date.now() + 15_000;
+        for (;;) {
+          const res = await fetch(`http://127.0.0.1:${httpPort}/?bytes=1`, { headers: { host } }).catch(() => undefined);
+          if (res?.status === 200) break;
+          if (Date.now() > deadline) throw new Error("the capacity rig's connector did not start serving within 15 s");
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        return { memoryLimited: release !== undefined };
+      },
+      async backendCount() {
+        const res = await fetch(`http://127.0.0.1:${backendPort}/__count`);
+        return ((await res.json()) as { requests: number }).requests;
+      },
+      async close() {
+        await stopConnector();
+        for (const c of children.reverse()) c.kill("SIGTERM");
+      },
+    };
+  } catch (err) {
+    for (const c of children) c.kill("SIGTERM");
+    connector?.child.kill("SIGTERM");
+    throw err;
+  }
+}
+
+/** Runs every row on one rig (the connector restarted per core count). */
+export async function measureCapacity(rows: readonly CapacityRow[], settings: SweepSettings, log: (line: string) => void): Promise<{ results: RowResult[]; curves: LabelledReport[] }> {
+  const rig = await startCapacityRig();
+  try {
+    const results: RowResult[] = [];
+    const curves: LabelledReport[] = [];
+    let current: { cores: number; memoryBytes: number; memoryLimited: boolean } | undefined;
+    for (const row of rows) {
+      if (!current || current.cores !== row.cores || current.memoryBytes !== row.memoryBytes) {
+        const { memoryLimited } = await rig.connector(row.cores, row.memoryBytes);
+        current = { cores: row.cores, memoryBytes: row.memoryBytes, memoryLimited };
+      }
+      const label = `${row.cores} CPU, ${formatBytes(row.responseBytes)}, ${row.backendLatencyMs} ms, ${row.connections} conn`;
+      log(`${label}: sweeping`);
+      const path = `/?bytes=${row.responseBytes}&delay=${row.backendLatencyMs}`;
+      const before = await rig.backendCount();
+      const result = await sweep(rig.engineUrl, rig.host, path, row.connections, settings, (r, passed) =>
+        log(`  ${r.offeredRate}/s offered: ${r.requestsPerSecond} req/s, p99 ${r.latencyMs.p99} ms, errors ${(r.errorRate * 100).toFixed(2)}% ${passed ? "ok" : "over"}`));
+      const backendRequests = (await rig.backendCount()) - before;
+      results.push({ ...row, tps: result.tps, p99Ms: result.p99Ms, memoryLimited: current.memoryLimited, steps: result.steps, backendRequests });
+      curves.push(...result.steps.map((s) => ({ ...s, label })));
+      log(`${label}: ${result.tps} TPS within the SLO`);
+    }
+    return { results, curves };
+  } finally {
+    await rig.close();
+  }
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`;
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
+  return `${n} B`;
+}
