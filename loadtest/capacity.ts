@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmdirSync, writeFileSync } from "no
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { request } from "undici";
 import type { LabelledReport } from "./report.js";
 import { publish, startBackend, type Started } from "./rig.js";
 import { runLoad, type LoadReport } from "./run.js";
@@ -199,8 +200,10 @@ export async function startCapacityRig(): Promise<CapacityRig> {
         // Until the engine routes the app through this connector, requests would get 503.
         const deadline = Date.now() + 15_000;
         for (;;) {
-          const res = await fetch(`http://127.0.0.1:${httpPort}/?bytes=1`, { headers: { host } }).catch(() => undefined);
-          if (res?.status === 200) break;
+          // undici's request, not fetch: fetch drops a Host header.
+          const res = await request(`http://127.0.0.1:${httpPort}/?bytes=1`, { headers: { host } }).catch(() => undefined);
+          await res?.body.dump();
+          if (res?.statusCode === 200) break;
           if (Date.now() > deadline) throw new Error("the capacity rig's connector did not start serving within 15 s");
           await new Promise((r) => setTimeout(r, 200));
         }
@@ -252,6 +255,7 @@ export async function measureCapacity(rows: readonly CapacityRow[], settings: Sw
 }
 
 export function formatBytes(n: number): string {
+  if (n >= 1024 ** 3 && n % 1024 ** 3 === 0) return `${n / 1024 ** 3} GiB`;
   if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`;
   if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
   return `${n} B`;

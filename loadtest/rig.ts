@@ -4,13 +4,13 @@
  * autocannon runs that also read each process's CPU time, so the report can say which hop
  * costs what.
  */
-import autocannon from "autocannon";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { runLoad } from "./run.js";
 
 const here = new URL(".", import.meta.url).pathname;
 const CLI = join(here, "../cli/postern.js");
@@ -68,9 +68,10 @@ export function freePort(): Promise<number> {
 
 const NGINX_PATHS = ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"];
 
-/** The nginx binary, or undefined. */
+/** The nginx binary ($POSTERN_NGINX, else the usual places), or undefined. */
 export function findNginx(): string | undefined {
-  return NGINX_PATHS.find((p) => existsSync(p));
+  const wanted = process.env.POSTERN_NGINX;
+  return (wanted !== undefined ? [wanted] : NGINX_PATHS).find((p) => existsSync(p));
 }
 
 export const NGINX_MISSING = "nginx is not installed: on Debian or Ubuntu, apt-get install nginx-light (or nginx); elsewhere install nginx and make sure it is in /usr/sbin";
@@ -155,7 +156,7 @@ export function pinSelf(cpus: string | undefined): void {
 
 /** Publishes a passthrough app through the CLI, with extra `postern app add` flags. */
 export async function publish(dataDir: string, name: string, internalUrl: string, externalUrl: string, flags: string[] = []): Promise<void> {
-  const add = spawn(process.execPath, [CLI, "app", "add", "--name", name, "--internal-url", internalUrl, "--external-url", externalUrl, "--preauth", "passthrough", "--data-dir", dataDir, ...flags], { stdio: "inherit" });
+  const add = spawn(process.execPath, [CLI, "app", "add", "--name", name, "--internal-url", internalUrl, "--external-url", externalUrl, "--preauth", "passthrough", "--data-dir", dataDir, ...flags], { stdio: ["ignore", "ignore", "inherit"] });
   if ((await new Promise<number | null>((r) => add.once("exit", r))) !== 0) throw new Error(`publishing ${name} failed`);
 }
 
@@ -165,16 +166,17 @@ function cpuMicros(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
+/** A closed-loop run (runLoad) that also reads each watched process's CPU time. */
 export async function measure(url: string, host: string | undefined, seconds: number, connections: number, pids: number[]): Promise<Figures> {
   const before = pids.map(cpuMicros);
-  const result = await autocannon({ url, connections, duration: seconds, pipelining: 1, ...(host ? { headers: { host } } : {}) });
-  const total = result.requests.total || 1;
+  const r = await runLoad({ url, connections, durationS: seconds, ...(host ? { headers: { host } } : {}) });
+  const total = r.requests || 1;
   return {
-    requestsPerSecond: Math.round(result.requests.average),
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
-    errors: result.errors + result.timeouts,
-    non2xx: result.non2xx,
+    requestsPerSecond: r.requestsPerSecond,
+    p50Ms: r.latencyMs.p50,
+    p99Ms: r.latencyMs.p99,
+    errors: r.errors,
+    non2xx: r.requests - r.status["2xx"],
     cpuMicrosPerRequest: pids.map((pid, i) => Math.round((cpuMicros(pid) - before[i]!) / total)),
   };
 }
