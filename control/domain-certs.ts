@@ -7,6 +7,7 @@
  */
 import "reflect-metadata";
 import { X509Certificate, SubjectAlternativeNameExtension } from "@peculiar/x509";
+import { execFileSync } from "node:child_process";
 import { createPrivateKey, createPublicKey, X509Certificate as NodeX509 } from "node:crypto";
 import { createSecureContext } from "node:tls";
 import type { Problem } from "./apps.js";
@@ -104,4 +105,34 @@ export function nameCovers(name: string, host: string): boolean {
   if (!h.endsWith(suffix)) return false;
   const label = h.slice(0, -suffix.length);
   return label.length > 0 && !label.includes(".");
+}
+
+/**
+ * The PEM form (leaf certificate first, then the rest of the chain, then the key) of an
+ * accepted PFX upload: engines serve PEM. Node cannot read PKCS#12 out, so openssl converts
+ * it (the password goes through the environment, never argv); PFX files with legacy ciphers
+ * (RC2, 3DES) need OpenSSL 3's legacy provider, tried second.
+ */
+export function pfxToPem(pfxBase64: string, password: string): string {
+  const pfx = Buffer.from(pfxBase64, "base64");
+  let out: string | undefined;
+  let failure = "";
+  for (const extra of [[], ["-legacy"]]) {
+    try {
+      out = execFileSync("openssl", ["pkcs12", "-nodes", "-passin", "env:POSTERN_PFX_PASSWORD", ...extra], {
+        input: pfx, env: { ...process.env, POSTERN_PFX_PASSWORD: password }, stdio: ["pipe", "pipe", "pipe"], timeout: 10_000,
+      }).toString();
+      break;
+    } catch (err) {
+      failure = (err as { code?: string }).code === "ENOENT" ? "openssl is not installed on the control host" : ((err as { stderr?: Buffer }).stderr?.toString().trim().split("\n")[0] ?? String(err));
+    }
+  }
+  if (out === undefined) throw new Error(`the PFX file cannot be converted to PEM for the engines: ${failure}`);
+  const keyPem = out.match(PEM_KEY)?.[0];
+  const certs = out.match(PEM_CERT) ?? [];
+  if (!keyPem || certs.length === 0) throw new Error("the PFX file cannot be converted to PEM for the engines: no key or certificate came out");
+  const spki = createPublicKey(createPrivateKey(keyPem)).export({ type: "spki", format: "der" });
+  const isLeaf = (pem: string) => new NodeX509(pem).publicKey.export({ type: "spki", format: "der" }).equals(spki);
+  const ordered = [...certs.filter(isLeaf), ...certs.filter((c) => !isLeaf(c))];
+  return `${ordered.join("\n")}\n${keyPem}\n`;
 }

@@ -90,8 +90,8 @@ export async function engineConfig(store: Store, sealer: Sealer): Promise<Engine
   const apps = await store.listApps();
   const domainCertificates: EngineConfig["certificates"][number][] = [];
   for (const app of apps) {
-    // PFX uploads are checked and kept, but served only once converted to PEM (see docs/operations).
-    if (app.certificate?.format !== "pem") continue;
+    if (!app.certificate) continue;
+    // Every upload is sealed as PEM (PFX is converted when it is accepted).
     const pem = sealer.open(app.certificate.sealed, `domain-cert:${app.settings.externalUrl}`).toString();
     const keyPem = pem.match(/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----/)?.[0];
     const certPem = (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).join("\n");

@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { appPatchSchema, appSettingsSchema, defaultExternalUrl, parseApp, type AppSettings } from "../apps.js";
 import type { ControlContext } from "../context.js";
-import { checkDomainCertificate, nameCovers, type CertificateUpload } from "../domain-certs.js";
+import { checkDomainCertificate, nameCovers, pfxToPem, type CertificateUpload } from "../domain-certs.js";
 import { StoreConflict, type App, type Role, type StoredDomainCertificate } from "../store/types.js";
 import { ApiError, route, type Route } from "./router.js";
 
@@ -56,7 +56,13 @@ export function appRoutes(ctx: ControlContext, edge: EdgeDefaults): Route[] {
   const checkCertificate = (upload: CertificateUpload, externalUrl: string): StoredDomainCertificate => {
     const checked = checkDomainCertificate(upload, new URL(externalUrl).hostname, ctx.now());
     if (!checked.ok) throw new ApiError("POSTERN_VALIDATION", checked.problems.map((p) => p.message).join("; "), checked.problems);
-    const raw = upload.format === "pem" ? upload.pem : JSON.stringify({ pfxBase64: upload.pfxBase64, password: upload.password });
+    // Kept as PEM whatever the upload's format: that is what engines serve.
+    let raw: string;
+    try {
+      raw = upload.format === "pem" ? upload.pem : pfxToPem(upload.pfxBase64, upload.password);
+    } catch (err) {
+      throw new ApiError("POSTERN_VALIDATION", (err as Error).message, [{ field: "certificate", message: (err as Error).message }]);
+    }
     return {
       sealed: ctx.sealer.seal(raw, `domain-cert:${externalUrl}`),
       format: upload.format,

@@ -1,7 +1,7 @@
 import { connect, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api } from "../fixtures/control.js";
-import { makeCa, makeLeaf } from "../fixtures/domain-certs.js";
+import { makeCa, makeLeaf, toPfx } from "../fixtures/domain-certs.js";
 import { until } from "../fixtures/lifecycle.js";
 import { startBackend, startRig, type Backend, type Rig } from "../fixtures/datapath.js";
 
@@ -50,5 +50,19 @@ describe("HTTPS listener with SNI per custom domain", () => {
     const other = await httpsGet(port, "other.contoso.com", "other.contoso.com", [publicCa.certPem]);
     expect(other.names).not.toContain("shop.contoso.com"); // the engine's default certificate
     expect(other.response).toMatch(/^HTTP\/1\.1 404/);
+  });
+
+  it("serves a custom domain uploaded as PFX (converted to PEM by control), chain included", async () => {
+    const publicCa = await makeCa("Public Test CA 2");
+    const leaf = await makeLeaf({ ca: publicCa, dnsNames: ["*.portal.contoso.com"] });
+    await rig.publish({ name: "Portal", internalUrl: `${backend.origin}/portal/`, externalUrl: "https://hr.portal.contoso.com/" });
+    const pfxBase64 = toPfx(leaf, "pfx-pass", { chainPem: publicCa.certPem });
+    const uploaded = await api(rig.control.url, "PUT", "/api/v1/apps/Portal/certificate", rig.admin, { format: "pfx", pfxBase64, password: "pfx-pass" });
+    expect(uploaded.status).toBe(200);
+    await until(() => (rig.engine.config?.certificates ?? []).some((c) => c.host === "hr.portal.contoso.com"), 5000, "the PFX certificate in the engine feed");
+    const hr = await httpsGet(rig.engine.edge.httpsPort!, "hr.portal.contoso.com", "hr.portal.contoso.com", [publicCa.certPem]);
+    expect(hr.names).toBe("DNS:*.portal.contoso.com");
+    expect(hr.authorized).toBe(true);
+    expect(hr.response).toContain("proto=https host=hr.portal.contoso.com");
   });
 });
