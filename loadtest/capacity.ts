@@ -59,7 +59,8 @@ export async function sweep(url: string, host: string, path: string, connections
   const steps: (LoadReport & { passed: boolean })[] = [];
   const step = async (rate: number): Promise<boolean> => {
     const r = await runLoad({
-      url: `${url}${path}`, headers: { host }, connections, rate, durationS: settings.stepSeconds, warmupS: settings.warmupSeconds, workers: 1, timeoutS: 10,
+      // One thread, warm-up on the same connections: steady state, not the opening burst.
+      url: `${url}${path}`, headers: { host }, connections, rate, durationS: settings.stepSeconds, warmupS: settings.warmupSeconds, workers: 0, timeoutS: 10,
     });
     const passed = withinSlo(r, settings);
     steps.push({ ...r, passed });

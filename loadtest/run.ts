@@ -79,7 +79,41 @@ export function readMix(file: string): MixRequest[] {
   });
 }
 
-function cannon(options: LoadOptions, durationS: number, amount: number | undefined, progress: NodeJS.WriteStream | undefined): Promise<autocannon.Result> {
+/** Collects the measured part of a run from autocannon's per-response events (one thread only). */
+class WindowedStats {
+  readonly latencies: number[] = [];
+  readonly codes = new Map<number, number>();
+  bytes = 0;
+  errors = 0;
+  timeouts = 0;
+  warmupResponses = 0;
+  #measuring = false;
+
+  start(): void {
+    this.#measuring = true;
+  }
+
+  response(status: number, bytes: number, ms: number): void {
+    if (!this.#measuring) {
+      this.warmupResponses++;
+      return;
+    }
+    this.latencies.push(ms);
+    this.codes.set(status, (this.codes.get(status) ?? 0) + 1);
+    this.bytes += bytes;
+  }
+
+  error(err: Error): void {
+    if (!this.#measuring) return;
+    this.errors++;
+    if (/timeout/i.test(err.message)) this.timeouts++;
+  }
+}
+
+/** Most slices a paced run is cut into. */
+const SLICES = 20;
+
+function cannon(options: LoadOptions, durationS: number, amount: number | undefined, progress: NodeJS.WriteStream | undefined, windowed?: { stats: WindowedStats; warmupS: number; slice: number }): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
     const instance = autocannon({
       url: options.url,
@@ -89,39 +123,95 @@ function cannon(options: LoadOptions, durationS: number, amount: number | undefi
       ...(options.rate !== undefined ? { overallRate: options.rate } : {}),
       ...(options.headers ? { headers: options.headers } : {}),
       ...(options.requests ? { requests: options.requests.map((r) => ({ ...r })) as autocannon.Request[] } : {}),
-      ...(options.workers ? { workers: options.workers } : {}),
+      ...(options.workers && !windowed ? { workers: options.workers } : {}),
       timeout: options.timeoutS ?? 10,
-    }, (err, result) => (err ? reject(err) : resolve(result)));
+    }, (err, result) => {
+      clearTimeout(mark);
+      if (err) reject(err);
+      else resolve(result);
+    });
+    const mark = windowed && windowed.slice === 0 ? setTimeout(() => windowed.stats.start(), windowed.warmupS * 1000) : undefined;
+    if (windowed) {
+      instance.on("response", (_client, status, bytes, ms) => windowed.stats.response(status, bytes, ms));
+      instance.on("reqError", (err) => windowed.stats.error(err));
+    }
     if (progress) autocannon.track(instance, { outputStream: progress, renderResultsTable: false, renderLatencyTable: false });
   });
 }
 
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!);
+}
+
+function statusOf(codes: Iterable<[number, number]>): LoadReport["status"] {
+  const status = { "2xx": 0, "3xx": 0, "4xx": 0, "429": 0, "5xx": 0 };
+  for (const [c, n] of codes) {
+    if (c === 429) status["429"] += n;
+    else if (c >= 500) status["5xx"] += n;
+    else if (c >= 400) status["4xx"] += n;
+    else if (c >= 300) status["3xx"] += n;
+    else if (c >= 200) status["2xx"] += n;
+  }
+  return status;
+}
+
+/**
+ * One run. With a warm-up and no worker threads, warm-up and measurement are one autocannon
+ * run on the same connections, and only responses after the warm-up count: that is steady
+ * state, which capacity sweeps need (a fresh run would open every connection at once and
+ * measure that burst). With worker threads the warm-up is a run of its own first.
+ */
 export async function runLoad(options: LoadOptions): Promise<LoadReport> {
+  const durationS = options.durationS ?? 10;
+  if (options.warmupS && !options.workers && options.amount === undefined) {
+    const stats = new WindowedStats();
+    // autocannon paces a fixed rate per second per connection, so every connection sends its
+    // quota at the same instant: one burst a second. Slices (autocannon runs with a share of
+    // the rate and connections each, started evenly through the first second) turn that
+    // into SLICES smaller bursts a second, closer to requests arriving independently.
+    const slices = options.rate !== undefined ? Math.max(1, Math.min(SLICES, options.connections, Math.floor(options.rate))) : 1;
+    const gapS = 1 / slices;
+    const warmupS = options.warmupS + (slices - 1) * gapS;
+    await Promise.all(Array.from({ length: slices }, async (_, i) => {
+      await new Promise((r) => setTimeout(r, i * gapS * 1000));
+      const share = {
+        ...options,
+        connections: Math.floor(options.connections / slices) + (i < options.connections % slices ? 1 : 0),
+        ...(options.rate !== undefined ? { rate: options.rate / slices } : {}),
+      };
+      // Every slice ends at the same moment; the window is the last durationS seconds.
+      await cannon(share, warmupS + durationS - i * gapS, undefined, i === 0 ? options.progress : undefined, { stats, warmupS: warmupS - i * gapS, slice: i });
+    }));
+    const sorted = stats.latencies.sort((x, y) => x - y);
+    const status = statusOf(stats.codes);
+    const answered = sorted.length;
+    const mean = answered > 0 ? sorted.reduce((n, v) => n + v, 0) / answered : 0;
+    return report(options, durationS, answered, stats.warmupResponses, status, stats.errors, stats.timeouts, stats.bytes / durationS, {
+      p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), p99_9: percentile(sorted, 99.9), max: Math.round(sorted.at(-1) ?? 0), mean: +mean.toFixed(2),
+    });
+  }
   const warmup = options.warmupS ? await cannon(options, options.warmupS, undefined, undefined) : undefined;
-  const r = await cannon(options, options.durationS ?? 10, options.amount, options.progress);
-  const codes = r.statusCodeStats ?? {};
-  const count = (pred: (code: number) => boolean) => Object.entries(codes).reduce((n, [code, s]) => n + (pred(Number(code)) ? (s.count ?? 0) : 0), 0);
-  const status = {
-    "2xx": count((c) => c >= 200 && c < 300),
-    "3xx": count((c) => c >= 300 && c < 400),
-    "4xx": count((c) => c >= 400 && c < 500 && c !== 429),
-    "429": count((c) => c === 429),
-    "5xx": count((c) => c >= 500),
-  };
+  const r = await cannon(options, durationS, options.amount, options.progress);
+  const status = statusOf(Object.entries(r.statusCodeStats ?? {}).map(([code, c]) => [Number(code), c.count ?? 0] as [number, number]));
   const answered = status["2xx"] + status["3xx"] + status["4xx"] + status["429"] + status["5xx"];
-  const failed = r.errors + status["5xx"];
+  return report(options, r.duration, answered, warmup ? warmup.requests.total : 0, status, r.errors, r.timeouts, r.throughput.average,
+    { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, p99_9: r.latency.p99_9, max: r.latency.max, mean: r.latency.mean });
+}
+
+function report(options: LoadOptions, durationS: number, answered: number, warmupRequests: number, status: LoadReport["status"], errors: number, timeouts: number, bytesPerSecond: number, latencyMs: LoadReport["latencyMs"]): LoadReport {
   return {
     offeredRate: options.rate ?? null,
     connections: options.connections,
-    durationS: r.duration,
+    durationS,
     requests: answered,
-    warmupRequests: warmup ? warmup.requests.total : 0,
-    requestsPerSecond: Math.round(answered / Math.max(r.duration, 0.001)),
-    latencyMs: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, p99_9: r.latency.p99_9, max: r.latency.max, mean: r.latency.mean },
-    throughputBytesPerSecond: Math.round(r.throughput.average),
+    warmupRequests,
+    requestsPerSecond: Math.round(answered / Math.max(durationS, 0.001)),
+    latencyMs,
+    throughputBytesPerSecond: Math.round(bytesPerSecond),
     status,
-    errors: r.errors,
-    timeouts: r.timeouts,
-    errorRate: answered + r.errors > 0 ? failed / (answered + r.errors) : 0,
+    errors,
+    timeouts,
+    errorRate: answered + errors > 0 ? (errors + status["5xx"]) / (answered + errors) : 0,
   };
 }

@@ -18,7 +18,7 @@ export interface Tenant {
 }
 
 export interface StoredDomainCertificate {
-  /** The upload as given (PEM text, or PFX in base64), sealed with the master key. */
+  /** The upload as PEM (a PFX is converted when accepted), sealed with the master key. */
   readonly sealed: Buffer;
   readonly format: "pem" | "pfx";
   readonly dnsNames: readonly string[];
