@@ -20,6 +20,8 @@ export const cookieSettings = z.object({
   secure: z.boolean().default(true),
   /** Persistent cookie that survives a browser restart (until the token expires). */
   persistent: z.boolean().default(false),
+  /** SameSite on the session cookie; lax lets the IdP's redirect back carry it. */
+  sameSite: z.enum(["lax", "strict", "none"]).default("lax"),
 }).strict();
 
 export const policySettings = z.object({
@@ -27,6 +29,36 @@ export const policySettings = z.object({
   allowedIpRanges: z.array(z.string()).max(256).default([]),
   /** Require `mfa` in the token's `amr` claim. */
   requireMfa: z.boolean().default(false),
+  /** Longest a sign-in is good for, whatever the token says, minutes. */
+  sessionLifetimeMinutes: z.number().int().min(1).max(43_200).default(480),
+}).strict();
+
+const claimName = z.string().min(1).max(64);
+
+/**
+ * Pre-authentication against an OpenID Connect issuer: the built-in IdP unless
+ * `discoveryUrl` names another (Entra ID, Keycloak, ...), where the app is registered as a
+ * public client using PKCE with redirect URI <externalUrl>.postern/callback.
+ */
+export const oidcSettings = z.object({
+  /** The issuer's discovery document, e.g. https://login.microsoftonline.com/TENANT/v2.0/.well-known/openid-configuration. */
+  discoveryUrl: z.string().max(2048).optional(),
+  /** The app's client id at that issuer (the built-in IdP registers one by itself). */
+  clientId: z.string().min(1).max(256).optional(),
+  /** Claim names, for issuers that name them otherwise. */
+  claims: z.object({
+    username: claimName.default("preferred_username"),
+    groups: claimName.default("groups"),
+    roles: claimName.default("roles"),
+    amr: claimName.default("amr"),
+  }).strict().prefault({}),
+  /** Audience of bearer access tokens for this app's API (default: its external URL). */
+  apiAudience: z.string().min(1).max(2048).optional(),
+  /** A bearer token must carry one of these scopes (scp or scope) or one of apiRoles; both empty: any. */
+  apiScopes: z.array(z.string().min(1).max(128)).max(64).default([]),
+  apiRoles: z.array(z.string().min(1).max(128)).max(64).default([]),
+  /** Send a signed identity assertion (JWT, keys at <externalUrl>.postern/jwks.json) in X-Postern-Identity. */
+  identityAssertion: z.boolean().default(false),
 }).strict();
 
 export const assignmentSettings = z.object({
@@ -50,8 +82,9 @@ export const appSettingsSchema = z.object({
   customHomePage: z.string().max(2048).optional(),
   assignments: assignmentSettings.prefault({}),
   policy: policySettings.prefault({}),
-  /** Header name -> claim name, added by the connector for header-based SSO. */
+  /** Header name -> claim name, set towards the backend for header-based SSO (client copies are dropped). */
   ssoHeaders: z.record(headerName, z.string().min(1).max(128)).default({}),
+  oidc: oidcSettings.prefault({}),
 }).strict();
 
 /**
@@ -141,6 +174,13 @@ export function parseApp(input: unknown, context: AppRuleContext, replacing?: st
   app.policy.allowedIpRanges.forEach((range, i) => {
     if (!isCidr(range)) problems.push({ field: `policy.allowedIpRanges.${i}`, message: `"${range}" is not an address range like 10.0.0.0/8 or 2001:db8::/32` });
   });
+  if (app.oidc.discoveryUrl !== undefined) {
+    const url = checkUrl(app.oidc.discoveryUrl, "oidc.discoveryUrl", problems, { trailingSlash: false });
+    if (url && url.protocol !== "https:" && !["127.0.0.1", "localhost", "[::1]"].includes(url.hostname)) {
+      problems.push({ field: "oidc.discoveryUrl", message: `${url.href} must use https (plain http only on loopback, for testing)` });
+    }
+    if (app.oidc.clientId === undefined) problems.push({ field: "oidc.clientId", message: "an external issuer (oidc.discoveryUrl) needs the app's client id there" });
+  }
   if (problems.length > 0) return { ok: false, problems };
   return {
     ok: true,

@@ -27,4 +27,6 @@ export interface ControlContext {
   readonly policy: LifecyclePolicy;
   /** The clock: injectable so renewal at day 180 and inactivity at day 10 test without waiting. */
   readonly now: () => Date;
+  /** The built-in IdP's issuer URL, once control listens (unset with an external IdP). */
+  readonly idp: { issuer?: string };
 }

@@ -11,6 +11,7 @@ import { BACKEND_TIMEOUT_MS } from "./apps.js";
 import type { LifecyclePolicy } from "./context.js";
 import type { Sealer } from "./secrets.js";
 import type { Store } from "./store/types.js";
+import { assertionKey, sessionKeys } from "./auth-keys.js";
 
 /** A probe nobody answered within this is dropped from the feed, ms. */
 export const PROBE_TTL_MS = 60_000;
@@ -81,7 +82,7 @@ export async function connectorConfig(store: Store, connectorId: string, policy:
   };
 }
 
-export async function engineConfig(store: Store, sealer: Sealer): Promise<EngineConfig> {
+export async function engineConfig(store: Store, sealer: Sealer, auth: { builtInIssuer: string | undefined; now: Date }): Promise<EngineConfig> {
   const version = await store.configVersion();
   const tenants = await store.listTenants();
   const certificates = await store.listCertificates();
@@ -101,7 +102,7 @@ export async function engineConfig(store: Store, sealer: Sealer): Promise<Engine
   }
   return {
     version,
-    apps: apps.map((a) => ({ ...a.settings, tenantId: a.tenantId })),
+    apps: apps.map((a) => ({ ...a.settings, id: a.id, tenantId: a.tenantId })),
     connectorGroups: groups.map((g) => ({ tenantId: g.tenantId, name: g.name })),
     connectors: connectors.map((c) => ({
       id: c.id,
@@ -112,5 +113,10 @@ export async function engineConfig(store: Store, sealer: Sealer): Promise<Engine
     })),
     revokedSerials: certificates.filter((cert) => cert.revokedAt !== null).map((cert) => cert.serial),
     certificates: domainCertificates,
+    auth: {
+      builtInIssuer: auth.builtInIssuer ?? "",
+      sessionKeys: await sessionKeys(store, sealer, auth.now),
+      assertionKey: await assertionKey(store, sealer),
+    },
   };
 }

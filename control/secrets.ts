@@ -73,3 +73,18 @@ function sealerFor(key: Buffer): Sealer {
     },
   };
 }
+
+/** A JSON secret sealed in the store under `name`, made by `create` on first use. */
+export async function loadOrCreateSecret<T>(store: SecretStore, sealer: Sealer, name: string, create: () => Promise<T>): Promise<T> {
+  const sealed = await store.getSecret(name);
+  if (sealed) return JSON.parse(sealer.open(sealed, name).toString()) as T;
+  const value = await create();
+  await store.putSecret(name, sealer.seal(JSON.stringify(value), name));
+  return value;
+}
+
+/** The part of the Store that keeps secrets. */
+export interface SecretStore {
+  getSecret(name: string): Promise<Buffer | null>;
+  putSecret(name: string, sealed: Buffer): Promise<void>;
+}

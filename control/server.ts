@@ -60,7 +60,8 @@ export interface ControlHandle {
   /** Sets the scheme and port of the engine's public listener used in default external URLs. */
   setEdgeDefaults(edge: EdgeDefaults): void;
   /** Mints a built-in IdP access token (tests, `postern up`); throws with an external IdP. */
-  mintToken(claims: { sub?: string; name: string; roles: readonly Role[] }, ttlSeconds?: number): Promise<string>;
+  /** An access token from the built-in IdP; `audience` defaults to the control API (an app's URL makes a bearer token for that app). */
+  mintToken(claims: { sub?: string; name: string; roles: readonly (Role | string)[]; groups?: readonly string[]; amr?: readonly string[]; scope?: string }, ttlSeconds?: number, audience?: string): Promise<string>;
   /** Adds a user to the built-in IdP directly (first run of `postern up`). */
   ensureUser(user: { username: string; password: string; roles: readonly Role[] }): Promise<void>;
   sweep(): Promise<number>;
@@ -81,7 +82,7 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
   const ca = await TenantCa.open(store, sealer, tenant.id, now());
   const feed = new FeedHub(store);
   const policy = { ...DEFAULT_POLICY, ...options.policy };
-  const context: ControlContext = { store, sealer, tenant, ca, feed, policy, now };
+  const context: ControlContext = { store, sealer, tenant, ca, feed, policy, now, idp: {} };
 
   const host = options.host ?? "127.0.0.1";
   const tlsMode = options.tls ?? "self";
@@ -117,6 +118,7 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
     });
   } else {
     idp = await BuiltInIdp.create({ store, sealer, tenantId: tenant.id, issuer: `${url}/oidc`, now });
+    context.idp.issuer = idp.issuer;
     authenticator = createAuthenticator({
       trust: { issuer: idp.issuer, audience: CONTROL_API_AUDIENCE, jwks: idp.publicJwks, rolesClaim: "roles" },
       store, caCertPem: () => ca.certPem, now,
@@ -156,9 +158,9 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
   timer?.unref();
   log.info({ url, tls: Boolean(tls), idp: idp ? idp.issuer : options.externalIdp?.discoveryUrl }, "control listening");
 
-  const mintToken: ControlHandle["mintToken"] = async (claims, ttlSeconds = 3600) => {
+  const mintToken: ControlHandle["mintToken"] = async (claims, ttlSeconds = 3600, audience) => {
     if (!idp) throw new Error("tokens can only be minted by the built-in IdP");
-    return idp.mintToken({ sub: claims.sub ?? `local:${claims.name}`, name: claims.name, roles: claims.roles }, ttlSeconds);
+    return idp.mintToken({ ...claims, sub: claims.sub ?? `local:${claims.name}` }, ttlSeconds, audience);
   };
 
   return {

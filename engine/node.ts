@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
 import type { MuxConfigInput } from "./mux/config.js";
-import { ConfigFeed, ControlClient } from "./protocol/control-client.js";
+import { ConfigFeed, ControlClient, controlTrust } from "./protocol/control-client.js";
 import { loadIdentity, type StoredIdentity } from "./protocol/enrollment.js";
 import type { EngineConfig } from "./protocol/feed.js";
 import type { Listening } from "./uws/index.js";
@@ -16,6 +16,10 @@ import { Edge } from "./edge/server.js";
 import type { Timers } from "./edge/proxy.js";
 import type { EdgeLimits } from "./limits/config.js";
 import type { TranslateLimits } from "./workers/pool.js";
+import { Agent } from "undici";
+import type { SignInRecord } from "./auth/gate.js";
+
+const MAX_SIGN_INS_IN_FLIGHT = 100;
 
 export interface EngineNodeOptions {
   /** Holds engine.key, engine.crt, tenant-ca.crt and engine.json from enrollment. */
@@ -78,6 +82,15 @@ export class EngineNode {
       ...(options.now ? { now: options.now } : {}),
     });
     const feed = new ConfigFeed<EngineConfig>(client, { path: "/api/v1/feed/engine", pullIntervalMs: options.pullIntervalMs ?? 60_000 });
+    // Identity providers: the built-in one is served by control (its CA), external ones by public CAs.
+    const idpDispatcher = new Agent({ connect: { ca: controlTrust(identity.caPem) }, headersTimeout: 10_000, bodyTimeout: 10_000 });
+    let signInsInFlight = 0;
+    const signIns = (record: SignInRecord) => {
+      // Bounded: a control plane that does not answer costs dropped log records, never memory.
+      if (signInsInFlight >= MAX_SIGN_INS_IN_FLIGHT) return void log.warn({ app: record.app, username: record.username }, "sign-in record dropped: control is not keeping up");
+      signInsInFlight++;
+      client.call("POST", "/api/v1/sign-ins", record).catch((err: Error) => log.warn({ err: err.message }, "sign-in record not delivered")).finally(() => signInsInFlight--);
+    };
     const edge = await Edge.start({
       host: options.publicHost ?? "127.0.0.1",
       registry,
@@ -87,6 +100,7 @@ export class EngineNode {
         : {}),
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.translate ? { translate: options.translate } : {}),
+      auth: { dispatcher: idpDispatcher, signIns },
       ...(options.timers ? { timers: options.timers } : {}),
       ...(options.now ? { now: () => options.now!().getTime() } : {}),
     });

@@ -29,6 +29,11 @@ const feedQuery = z.object({
   wait: z.coerce.number().int().min(0).max(MAX_FEED_WAIT_S).default(25),
 }).strict();
 
+const signInRecord = z.object({
+  tenantId: z.string().max(64), app: z.string().max(64), username: z.string().max(256), outcome: z.enum(["success", "failure"]),
+  reason: z.string().max(512), clientIp: z.string().max(64), transactionId: z.string().max(64), at: z.string().max(40),
+}).strict();
+
 export function connectorRoutes(ctx: ControlContext): Route[] {
   const { store, tenant, ca, policy } = ctx;
 
@@ -219,6 +224,17 @@ export function connectorRoutes(ctx: ControlContext): Route[] {
       },
     }),
     route({
+      method: "POST", path: "/api/v1/sign-ins", summary: "An engine records a sign-in to a published app (pre-authentication)", auth: "proof", status: 204,
+      body: signInRecord,
+      handler: async (call) => {
+        peerOf(call, "engine");
+        const b = call.body;
+        if (b.tenantId !== tenant.id) throw new ApiError("POSTERN_VALIDATION", "tenantId: not this control's tenant", [{ field: "tenantId", message: "not this control's tenant" }]);
+        await store.appendSignIn({ at: b.at, tenantId: b.tenantId, username: b.username, outcome: b.outcome, reason: b.reason, client: "engine", app: b.app, clientIp: b.clientIp, transactionId: b.transactionId });
+        return { status: 204 };
+      },
+    }),
+    route({
       method: "GET", path: "/api/v1/feed/engine", summary: "Apps, groups, connector identities and revocations for an engine (long poll)", auth: "proof",
       query: feedQuery,
       handler: async (call) => {
@@ -228,7 +244,7 @@ export function connectorRoutes(ctx: ControlContext): Route[] {
           await store.upsertEngine({ id: peer.id, tunnelUrl, lastSeen: ctx.now().toISOString() });
         }
         await waitFeed(call);
-        return { status: 200, body: await engineConfig(store, ctx.sealer) };
+        return { status: 200, body: await engineConfig(store, ctx.sealer, { builtInIssuer: ctx.idp.issuer, now: ctx.now() }) };
       },
     }),
   ];

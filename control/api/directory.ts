@@ -102,8 +102,11 @@ export function directoryRoutes(ctx: ControlContext): Route[] {
       }),
     }),
     route({
-      method: "GET", path: "/api/v1/sign-ins", summary: "Sign-in log of the built-in IdP, newest first", auth: { roles: LOG_READERS }, query: logQuery,
-      response: z.object({ entries: z.array(z.object({ id: z.number(), at: z.string(), username: z.string(), outcome: z.string(), reason: z.string(), client: z.string() })) }),
+      method: "GET", path: "/api/v1/sign-ins", summary: "Sign-in log (built-in IdP and app pre-authentication), newest first", auth: { roles: LOG_READERS }, query: logQuery,
+      response: z.object({ entries: z.array(z.object({
+        id: z.number(), at: z.string(), username: z.string(), outcome: z.string(), reason: z.string(), client: z.string(),
+        app: z.string().optional(), clientIp: z.string().optional(), transactionId: z.string().optional(),
+      })) }),
       handler: async (call) => ({
         status: 200,
         body: { entries: (await store.listSignIns({ tenantId: tenant.id, limit: call.query.limit, ...(call.query.before ? { beforeId: call.query.before } : {}) })).map(({ tenantId: _t, ...e }) => e) },

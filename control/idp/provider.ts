@@ -9,10 +9,10 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from "jose";
-import Provider, { type Configuration } from "oidc-provider";
+import Provider, { type AdapterPayload, type Configuration } from "oidc-provider";
 import * as OTPAuth from "otpauth";
-import type { Sealer } from "../secrets.js";
-import type { Store, User, Role } from "../store/types.js";
+import { loadOrCreateSecret, type Sealer } from "../secrets.js";
+import type { Store, User } from "../store/types.js";
 import { storeAdapter } from "./adapter.js";
 import { CLI_CLIENT_ID, CONTROL_API_AUDIENCE } from "./constants.js";
 import { loginPage, page } from "./pages.js";
@@ -54,17 +54,17 @@ export class BuiltInIdp {
 
   static async create(options: IdpOptions): Promise<BuiltInIdp> {
     const { store, sealer } = options;
-    const signingKey = await loadOrCreate(store, sealer, "idp-signing-key", async () => {
+    const signingKey = await loadOrCreateSecret(store, sealer, "idp-signing-key", async () => {
       const { privateKey } = await generateKeyPair("ES256", { extractable: true });
       return { ...(await exportJWK(privateKey)), kid: randomUUID(), alg: "ES256", use: "sig" };
     });
-    const cookieKeys = await loadOrCreate(store, sealer, "idp-cookie-keys", async () => [randomBytes(32).toString("base64url")]);
+    const cookieKeys = await loadOrCreateSecret(store, sealer, "idp-cookie-keys", async () => [randomBytes(32).toString("base64url")]);
     const { d: _private, ...publicKey } = signingKey;
     const publicJwks = { keys: [publicKey] };
     const claimsOf = async (accountId: string) => accountClaims(store, options.tenantId, accountId);
 
     const configuration: Configuration = {
-      adapter: storeAdapter(store),
+      adapter: withAppClients(storeAdapter(store), store, options.tenantId),
       clients: [{
         client_id: CLI_CLIENT_ID,
         client_name: "Postern command line",
@@ -117,9 +117,14 @@ export class BuiltInIdp {
           enabled: true,
           defaultResource: () => CONTROL_API_AUDIENCE,
           useGrantedResource: () => true,
-          getResourceServerInfo: (_ctx, indicator) => {
-            if (indicator !== CONTROL_API_AUDIENCE) throw new Error(`unknown resource ${indicator}`);
-            return { scope: "admin", audience: CONTROL_API_AUDIENCE, accessTokenTTL: 3600, accessTokenFormat: "jwt", jwt: { sign: { alg: "ES256" } } };
+          getResourceServerInfo: async (_ctx, indicator) => {
+            if (indicator === CONTROL_API_AUDIENCE) {
+              return { scope: "admin", audience: CONTROL_API_AUDIENCE, accessTokenTTL: 3600, accessTokenFormat: "jwt", jwt: { sign: { alg: "ES256" } } };
+            }
+            // A published app's API: its identifier (apiAudience, else its external URL).
+            const app = (await store.listApps(options.tenantId)).find((a) => (a.settings.oidc.apiAudience ?? a.settings.externalUrl) === indicator);
+            if (!app) throw new Error(`unknown resource ${indicator}`);
+            return { scope: "access", audience: indicator, accessTokenTTL: 3600, accessTokenFormat: "jwt", jwt: { sign: { alg: "ES256" } } };
           },
         },
         revocation: { enabled: true },
@@ -159,14 +164,20 @@ export class BuiltInIdp {
     this.#callback(req, res);
   }
 
-  /** Mints an access token for the control API without an interactive sign-in (local admin credential). */
-  async mintToken(claims: { sub: string; roles: readonly Role[]; name: string }, ttlSeconds: number): Promise<string> {
+  /**
+   * Mints an access token without an interactive sign-in: for the control API (the local admin
+   * credential), or for an app's API (`audience`), as the IdP would issue it.
+   */
+  async mintToken(claims: { sub: string; roles: readonly string[]; name: string; groups?: readonly string[]; amr?: readonly string[]; scope?: string }, ttlSeconds: number, audience = CONTROL_API_AUDIENCE): Promise<string> {
     const key = await importJWK(this.#signingKey, "ES256");
     const now = Math.floor((this.#options.now?.() ?? new Date()).getTime() / 1000);
-    return new SignJWT({ roles: claims.roles, preferred_username: claims.name, tid: this.#options.tenantId, amr: ["pwd"] })
+    return new SignJWT({
+      roles: claims.roles, preferred_username: claims.name, tid: this.#options.tenantId, amr: claims.amr ?? ["pwd"],
+      ...(claims.groups ? { groups: claims.groups } : {}), ...(claims.scope ? { scope: claims.scope } : {}),
+    })
       .setProtectedHeader({ alg: "ES256", kid: this.#signingKey.kid!, typ: "at+jwt" })
       .setIssuer(this.issuer)
-      .setAudience(CONTROL_API_AUDIENCE)
+      .setAudience(audience)
       .setSubject(claims.sub)
       .setIssuedAt(now)
       .setJti(randomUUID())
@@ -266,13 +277,6 @@ async function accountClaims(store: Store, tenantId: string, accountId: string) 
   };
 }
 
-async function loadOrCreate<T>(store: Store, sealer: Sealer, name: string, create: () => Promise<T>): Promise<T> {
-  const sealed = await store.getSecret(name);
-  if (sealed) return JSON.parse(sealer.open(sealed, name).toString()) as T;
-  const value = await create();
-  await store.putSecret(name, sealer.seal(JSON.stringify(value), name));
-  return value;
-}
 
 function readForm(req: IncomingMessage): Promise<URLSearchParams> {
   return new Promise((resolve, reject) => {
@@ -297,3 +301,25 @@ function sendHtml(res: ServerResponse, status: number, html: string): void {
   res.end(html);
 }
 
+
+/**
+ * The adapter, with every published app that signs in here (preAuthentication oidc, no other
+ * issuer) as a public client using PKCE: client id "postern-app-<app id>", redirect URI
+ * <externalUrl>.postern/callback. Read from the store on each lookup, so publishing,
+ * changing or removing an app changes its client at once.
+ */
+function withAppClients(base: ReturnType<typeof storeAdapter>, store: Store, tenantId: string): ReturnType<typeof storeAdapter> {
+  return class AppClientsAdapter extends base {
+    override async find(id: string): Promise<AdapterPayload | undefined> {
+      if (this.model !== "Client" || !id.startsWith(APP_CLIENT_PREFIX)) return super.find(id);
+      const app = (await store.listApps(tenantId)).find((a) => `${APP_CLIENT_PREFIX}${a.id}` === id);
+      if (!app || app.settings.preAuthentication !== "oidc" || app.settings.oidc.discoveryUrl !== undefined) return undefined;
+      return {
+        client_id: id, client_name: app.settings.name, token_endpoint_auth_method: "none", grant_types: ["authorization_code"], response_types: ["code"],
+        redirect_uris: [`${app.settings.externalUrl}.postern/callback`], id_token_signed_response_alg: "ES256",
+      } as AdapterPayload;
+    }
+  };
+}
+
+const APP_CLIENT_PREFIX = "postern-app-";

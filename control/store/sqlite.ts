@@ -69,6 +69,11 @@ const MIGRATIONS: readonly string[] = [
   CREATE TABLE probes (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, app TEXT NOT NULL, group_name TEXT NOT NULL,
     created_at TEXT NOT NULL, connector_id TEXT, result TEXT);
   `,
+  `
+  ALTER TABLE signins ADD COLUMN app TEXT NOT NULL DEFAULT '';
+  ALTER TABLE signins ADD COLUMN client_ip TEXT NOT NULL DEFAULT '';
+  ALTER TABLE signins ADD COLUMN transaction_id TEXT NOT NULL DEFAULT '';
+  `,
 ];
 
 type Row = Record<string, unknown>;
@@ -370,8 +375,8 @@ class SqliteStore implements Store {
   }
 
   async appendSignIn(e: Omit<SignIn, "id">): Promise<void> {
-    this.#db.prepare("INSERT INTO signins (at, tenant_id, username, outcome, reason, client) VALUES (?, ?, ?, ?, ?, ?)")
-      .run(e.at, e.tenantId, e.username, e.outcome, e.reason, e.client);
+    this.#db.prepare("INSERT INTO signins (at, tenant_id, username, outcome, reason, client, app, client_ip, transaction_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+      .run(e.at, e.tenantId, e.username, e.outcome, e.reason, e.client, e.app ?? "", e.clientIp ?? "", e.transactionId ?? "");
   }
 
   async listSignIns(q: { tenantId: string; limit: number; beforeId?: number }): Promise<SignIn[]> {
@@ -379,6 +384,7 @@ class SqliteStore implements Store {
       .map((row) => ({
         id: row.id as number, at: row.at as string, tenantId: row.tenant_id as string, username: row.username as string,
         outcome: row.outcome as SignIn["outcome"], reason: row.reason as string, client: row.client as string,
+        app: row.app as string, clientIp: row.client_ip as string, transactionId: row.transaction_id as string,
       }));
   }
 

@@ -116,7 +116,12 @@ export interface SignIn {
   readonly username: string;
   readonly outcome: "success" | "failure";
   readonly reason: string;
+  /** Who asked: the IdP's client (CLI, an app) or "engine" for pre-authentication at the edge. */
   readonly client: string;
+  /** For sign-ins to a published app: its name, the user's address and the transaction id on the user's page. */
+  readonly app?: string;
+  readonly clientIp?: string;
+  readonly transactionId?: string;
 }
 
 /** Rows for oidc-provider's adapter: one model per kind (Session, AccessToken, ...). */

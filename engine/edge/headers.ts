@@ -12,6 +12,7 @@
  * translation on, Location, Content-Location, Refresh and Set-Cookie (Domain, Path) map
  * internal URLs of any of the tenant's apps to their external URLs.
  */
+import type { IdentityHeaders } from "../auth/gate.js";
 import type { Route } from "./routes.js";
 
 const HOP_BY_HOP = new Set([
@@ -20,8 +21,9 @@ const HOP_BY_HOP = new Set([
 ]);
 /** Headers only Postern may set towards a backend: a client sending them is ignored. */
 const RESERVED_PREFIX = "x-postern-";
-/** Cookies Postern owns (the session cookie and its chunks). */
+/** Cookies Postern owns (session and sign-in transaction cookies, with or without the __Host- prefix). */
 export const POSTERN_COOKIE_PREFIX = "postern_";
+const HOST_PREFIXED = `__host-${POSTERN_COOKIE_PREFIX}`;
 
 export interface ForwardContext {
   readonly route: Route;
@@ -29,6 +31,8 @@ export interface ForwardContext {
   readonly scheme: "http" | "https";
   readonly host: string;
   readonly requestId: string;
+  /** SSO headers to set (and the names whose client copies are dropped). */
+  readonly identity: IdentityHeaders;
 }
 
 /** The flat header list sent to the connector for a client request. */
@@ -40,7 +44,7 @@ export function requestHeaders(incoming: readonly (readonly [string, string])[],
     if (name === "connection") for (const token of value.split(",")) named.add(token.trim().toLowerCase());
   }
   for (const [name, value] of incoming) {
-    if (HOP_BY_HOP.has(name) || named.has(name) || name.startsWith(RESERVED_PREFIX) || name === "x-request-id") continue;
+    if (HOP_BY_HOP.has(name) || named.has(name) || name.startsWith(RESERVED_PREFIX) || name === "x-request-id" || ctx.identity.drop.has(name)) continue;
     if (name === "x-forwarded-for") {
       xff = xff === undefined ? value : `${xff}, ${value}`;
       continue;
@@ -61,6 +65,7 @@ export function requestHeaders(incoming: readonly (readonly [string, string])[],
     "x-forwarded-proto", ctx.scheme,
     "x-request-id", ctx.requestId,
   );
+  for (const [name, value] of ctx.identity.set) out.push(name, value);
   return out;
 }
 
@@ -68,7 +73,7 @@ export function stripPosternCookies(cookieHeader: string): string {
   return cookieHeader
     .split(";")
     .map((c) => c.trim())
-    .filter((c) => c !== "" && !c.toLowerCase().startsWith(POSTERN_COOKIE_PREFIX))
+    .filter((c) => c !== "" && !c.toLowerCase().startsWith(POSTERN_COOKIE_PREFIX) && !c.toLowerCase().startsWith(HOST_PREFIXED))
     .join("; ");
 }
 

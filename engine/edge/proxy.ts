@@ -14,6 +14,7 @@ import type { EdgeLimits } from "../limits/config.js";
 import { DeadlineWheel, type Timers } from "../limits/deadlines.js";
 import type { Throttle } from "../limits/throttle.js";
 import type { ConnectorRegistry } from "../tunnel/registry.js";
+import { ssoHeaderNames, type AuthGate, type IdentityHeaders, type Verdict } from "../auth/gate.js";
 import { TranslatePool, type TranslateLimits } from "../workers/pool.js";
 import { BodyTranslation, translationPlan } from "../workers/translation.js";
 import { backendTarget, requestHeaders, responseHeaders } from "./headers.js";
@@ -38,6 +39,8 @@ export interface EdgeState {
   /** Requests waiting for a free stream, oldest first (bounded by limits.maxQueued). */
   readonly queue: QueuedRequest[];
   readonly translateLimits?: Partial<TranslateLimits>;
+  /** Pre-authentication of oidc apps; unset: such apps are refused (fail closed). */
+  gate?: AuthGate;
   /** Started on the first body that needs translating: most engines never need it. */
   translatePool?: TranslatePool;
 }
@@ -149,8 +152,6 @@ export function admit(state: EdgeState, request: EdgeRequest): { route: Route; s
   if (!route) return { error: "not_found" };
   const app = route.app;
   if (app.maintenanceMode) return { error: "maintenance" };
-  // Fail closed: until OIDC pre-authentication runs here, nothing reaches an oidc app unauthenticated.
-  if (app.preAuthentication === "oidc") return { error: "preauth_unavailable" };
   const wait = state.throttle.admit(app.tenantId, `${app.tenantId}/${app.name}`);
   if (wait > 0) return { error: "throttled", retryAfterS: Math.max(1, Math.ceil(wait / 1000)) };
   if (state.inflight >= state.limits.maxInflight) return { error: "overloaded" };
@@ -223,23 +224,99 @@ export function handleHttp(state: EdgeState, res: HttpResponse, req: HttpRequest
     return;
   }
   const admitted = admit(state, request);
+  // An unread body makes the connection unusable for the next request: close it.
+  const unread = (request.contentLength ?? 0) > 0 || request.chunked;
   if ("error" in admitted) {
-    // An unread body makes the connection unusable for the next request: close it.
-    const unread = (request.contentLength ?? 0) > 0 || request.chunked;
     sendError(res, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : [], unread);
     return;
   }
   const { route } = admitted;
+  if (route.app.preAuthentication !== "oidc") {
+    forward(state, res, request, route, admitted.session, { drop: ssoHeaderNames(route.app), set: [] });
+    return;
+  }
+  authorize(state, res, request, route, unread, (identity, body) => forward(state, res, request, route, body ? pickSession(state.registry, route.app) : admitted.session, identity, body));
+}
+
+/**
+ * Runs the pre-authentication gate, then `proceed` with the identity headers for the backend,
+ * or answers (sign-in, 401, denied page). The gate answers at once from its caches; when it
+ * has to wait (worker pool, IdP), the request body that arrives meanwhile is held (bounded).
+ */
+export function authorize(state: EdgeState, res: HttpResponse, request: EdgeRequest, route: Route, unread: boolean, proceed: (identity: IdentityHeaders, body?: EarlyBody) => void): void {
+  if (!state.gate) {
+    sendError(res, "preauth_unavailable", request.requestId, [], unread);
+    return;
+  }
+  const settle = (verdict: Verdict, body?: EarlyBody) => {
+    if (verdict.kind === "pass") return proceed(verdict.headers, body);
+    res.cork(() => {
+      res.writeStatus(`${verdict.status} ${STATUS_TEXT[verdict.status] ?? "Status"}`);
+      for (const [k, v] of verdict.headers) res.writeHeader(k, v);
+      res.writeHeader("x-request-id", request.requestId);
+      res.end(verdict.body, unread);
+    });
+  };
+  let verdict: Verdict | Promise<Verdict>;
+  try {
+    verdict = state.gate.check(request, route);
+  } catch {
+    return sendError(res, "preauth_unavailable", request.requestId, [], unread);
+  }
+  if (!(verdict instanceof Promise)) return settle(verdict);
+  let aborted = false;
+  const body = unread ? new EarlyBody(res) : undefined;
+  res.onAborted(() => {
+    aborted = true;
+  });
+  verdict.then(
+    (v) => outside(() => !aborted && settle(v, body)),
+    () => outside(() => !aborted && sendError(res, "preauth_unavailable", request.requestId, [], unread)),
+  );
+}
+
+/** A request body that started arriving before the request could be forwarded. */
+export class EarlyBody {
+  /** Held past this, reading from the client pauses until the body is taken. */
+  static readonly HOLD_BYTES = 64 * 1024;
+  #chunks: { chunk: Buffer; last: boolean }[] = [];
+  #held = 0;
+  #sink: ((chunk: Buffer, last: boolean) => void) | undefined;
+
+  constructor(private readonly res: HttpResponse) {
+    res.onData((ab, last) => {
+      // uWS reuses `ab` after this callback: copy.
+      const chunk = Buffer.from(ab.slice(0));
+      if (this.#sink) return this.#sink(chunk, last);
+      this.#chunks.push({ chunk, last });
+      this.#held += chunk.length;
+      if (this.#held > EarlyBody.HOLD_BYTES) res.pause();
+    });
+  }
+
+  /** Hands what arrived so far, and everything after, to `sink`. */
+  attach(sink: (chunk: Buffer, last: boolean) => void): void {
+    this.#sink = sink;
+    const held = this.#chunks;
+    this.#chunks = [];
+    for (const { chunk, last } of held) sink(chunk, last);
+    if (this.#held > EarlyBody.HOLD_BYTES) this.res.resume();
+    this.#held = 0;
+  }
+}
+
+/** Sends an admitted request on: a tunnel stream now, or a bounded wait for one. */
+function forward(state: EdgeState, res: HttpResponse, request: EdgeRequest, route: Route, first: Session | undefined, identity: IdentityHeaders, body?: EarlyBody): void {
   const start = (session: Session | undefined): boolean => {
-    const stream = session ? openStream(state, request, route, session) : undefined;
+    const stream = session ? openStream(state, request, route, session, identity) : undefined;
     if (!stream) return false;
-    new ProxiedRequest(state, res, request, route, stream);
+    new ProxiedRequest(state, res, request, route, stream, body);
     return true;
   };
-  if (start(admitted.session)) return;
+  if (start(first)) return;
   const hasBody = (request.contentLength ?? 0) > 0 || request.chunked;
   if (hasBody || state.queue.length >= state.limits.maxQueued) {
-    sendError(res, "overloaded", request.requestId, [], hasBody);
+    sendError(res, first === undefined && !groupConnected(state.registry, route.app) ? "no_connector" : "overloaded", request.requestId, [], hasBody);
     return;
   }
   // Every stream of the group is busy: wait (bounded) for one to free up.
@@ -274,12 +351,12 @@ export function handleHttp(state: EdgeState, res: HttpResponse, req: HttpRequest
  * Opens the tunnel stream, moving to another connection of the group when one refuses (at
  * its stream limit, or draining after GOAWAY): those refusals are safe to retry.
  */
-export function openStream(state: EdgeState, request: EdgeRequest, route: Route, first: Session, extra: Record<string, unknown> = {}): Stream | undefined {
+export function openStream(state: EdgeState, request: EdgeRequest, route: Route, first: Session, identity: IdentityHeaders, extra: Record<string, unknown> = {}): Stream | undefined {
   const hasBody = (request.contentLength ?? 0) > 0 || request.chunked;
   const head = {
     method: request.method,
     target: backendTarget(route, request.path, request.query),
-    headers: requestHeaders(request.headers, { route, clientAddress: request.clientAddress, scheme: request.scheme, host: request.host, requestId: request.requestId }),
+    headers: requestHeaders(request.headers, { route, clientAddress: request.clientAddress, scheme: request.scheme, host: request.host, requestId: request.requestId, identity }),
     // `body` and `length` tell the connector how to frame the request body it writes afresh.
     ext: {
       app: route.app.name, tenant: route.app.tenantId, requestId: request.requestId, timeoutMs: backendTimeoutMs(state, route.app),
@@ -319,7 +396,7 @@ class ProxiedRequest {
   #ended = false;
   #head = false;
 
-  constructor(private readonly state: EdgeState, private readonly res: HttpResponse, private readonly request: EdgeRequest, private readonly route: Route, stream: Stream) {
+  constructor(private readonly state: EdgeState, private readonly res: HttpResponse, private readonly request: EdgeRequest, private readonly route: Route, stream: Stream, private readonly early?: EarlyBody) {
     const hasBody = (request.contentLength ?? 0) > 0 || request.chunked;
     this.#head = request.method === "HEAD";
     this.#stream = stream;
@@ -351,10 +428,8 @@ class ProxiedRequest {
     s.on("drain", () => {
       if (!this.#aborted) this.res.resume();
     });
-    this.res.onData((ab, isLast) => {
+    const onChunk = (chunk: Buffer, isLast: boolean) => {
       if (s.closed) return;
-      // uWS reuses `ab` after this callback: copy before handing it on.
-      const chunk = Buffer.from(ab.slice(0));
       const more = chunk.length > 0 ? s.write(chunk) : true;
       if (isLast) {
         this.state.timers.clear(this.#bodyTimer);
@@ -363,7 +438,10 @@ class ProxiedRequest {
         idle();
         if (!more) this.res.pause();
       }
-    });
+    };
+    if (this.early) this.early.attach(onChunk);
+    // uWS reuses `ab` after this callback: copy before handing it on.
+    else this.res.onData((ab, isLast) => onChunk(Buffer.from(ab.slice(0)), isLast));
   }
 
   #respond(status: number, headers: string[]): void {

@@ -1,3 +1,4 @@
+import type { OidcAppSettings } from "../auth/gate.js";
 import type { TenantLinks } from "../workers/translation.js";
 
 /**
@@ -7,6 +8,8 @@ import type { TenantLinks } from "../workers/translation.js";
 
 /** What the edge needs of an app (a subset of control's settings, as the feed sends them). */
 export interface EdgeApp {
+  /** Control's id of the app (the session cookie is bound to it). */
+  readonly id?: string;
   readonly tenantId: string;
   readonly name: string;
   readonly internalUrl: string;
@@ -18,6 +21,11 @@ export interface EdgeApp {
   readonly translateHeaders: boolean;
   readonly translateBody: boolean;
   readonly validateBackendTls: boolean;
+  readonly cookie: { readonly httpOnly: boolean; readonly secure: boolean; readonly persistent: boolean; readonly sameSite: "lax" | "strict" | "none" };
+  readonly assignments: { readonly users: readonly string[]; readonly groups: readonly string[] };
+  readonly policy: { readonly allowedIpRanges: readonly string[]; readonly requireMfa: boolean; readonly sessionLifetimeMinutes: number };
+  readonly ssoHeaders: Readonly<Record<string, string>>;
+  readonly oidc: OidcAppSettings;
 }
 
 export interface Route {

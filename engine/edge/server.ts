@@ -13,7 +13,11 @@ import type { ConnectorRegistry } from "../tunnel/registry.js";
 import { listen, uws, type Listening, type TemplatedApp } from "../uws/index.js";
 import { handleHttp, realTimers, type EdgeState, type Timers } from "./proxy.js";
 import { RouteTable, type EdgeApp } from "./routes.js";
-import type { TranslateLimits } from "../workers/pool.js";
+import { taskFile, WorkerPool, type PoolLimits, type TranslateLimits } from "../workers/pool.js";
+import type { AuthResult, AuthTask } from "../workers/auth-task.js";
+import { AuthGate, type AuthConfig, type SignInRecord } from "../auth/gate.js";
+import type { Dispatcher } from "undici";
+import { authPage } from "./pages.js";
 import { attachWebSockets } from "./websocket.js";
 
 export interface EdgeOptions {
@@ -26,9 +30,13 @@ export interface EdgeOptions {
   readonly limits?: Partial<EdgeLimits>;
   /** Worker pool for body link translation (threads, queue, per-response budgets). */
   readonly translate?: Partial<TranslateLimits>;
+  /** Pre-authentication: how to reach identity providers, where sign-ins are recorded, the crypto pool's limits. */
+  readonly auth?: { readonly dispatcher?: Dispatcher; readonly signIns?: (record: SignInRecord) => void; readonly pool?: Partial<PoolLimits> };
   readonly timers?: Timers;
   readonly now?: () => number;
 }
+
+const DEFAULT_AUTH_THREADS = 1;
 
 export class Edge {
   readonly state: EdgeState;
@@ -37,6 +45,7 @@ export class Edge {
   /** SNI hosts served with a custom-domain certificate: host -> certificate fingerprint. */
   readonly #sni = new Map<string, string>();
   #certDir: string | undefined;
+  #authPool: WorkerPool<AuthTask, AuthResult> | undefined;
   httpPort: number | undefined;
   httpsPort: number | undefined;
 
@@ -55,6 +64,14 @@ export class Edge {
       inflight: 0,
       queue: [],
       ...(options.translate ? { translateLimits: options.translate } : {}),
+    });
+    edge.state.gate = new AuthGate({
+      pool: () => (edge.#authPool ??= new WorkerPool<AuthTask, AuthResult>(
+        { threads: DEFAULT_AUTH_THREADS, maxQueue: 4096, taskTimeoutMs: 2_000, ...options.auth?.pool }, taskFile("auth-task"), "POSTERN_AUTH_UNAVAILABLE", "token validation")),
+      ...(options.auth?.dispatcher ? { dispatcher: options.auth.dispatcher } : {}),
+      ...(options.auth?.signIns ? { signIns: options.auth.signIns } : {}),
+      ...(options.now ? { now: options.now } : {}),
+      page: authPage,
     });
     if (options.httpPort !== undefined) {
       const l = await listen(edge.#app(uws.App(), "http"), options.host, options.httpPort);
@@ -81,6 +98,7 @@ export class Edge {
   apply(config: EngineConfig): void {
     const apps = config.apps as unknown as EdgeApp[];
     this.state.routes = new RouteTable(apps);
+    this.state.gate?.apply((config as { auth?: AuthConfig }).auth);
     this.state.throttle.retain(new Set(apps.map((a) => `${a.tenantId}/${a.name}`)), new Set(apps.map((a) => a.tenantId)));
     if (this.#https) this.#applyCertificates(this.#https, config.certificates ?? []);
   }
@@ -113,6 +131,7 @@ export class Edge {
   close(): void {
     for (const l of this.#listening) l.close();
     void this.state.translatePool?.close();
+    void this.#authPool?.close();
     if (this.#certDir) rmSync(this.#certDir, { recursive: true, force: true });
   }
 }

@@ -13,7 +13,9 @@ import { RelayDecoder, RelayKind, encodeRelay, encodeRelayClose, MAX_RELAY_MESSA
 import { uws, type TemplatedApp, type WebSocket } from "../uws/index.js";
 import { outside } from "./outside.js";
 import { STATUS_TEXT } from "./pages.js";
-import { admit, backendTimeoutMs, failureKind, openStream, readRequest, sendError, type EdgeState } from "./proxy.js";
+import { admit, authorize, backendTimeoutMs, failureKind, openStream, pickSession, readRequest, sendError, type EdgeState } from "./proxy.js";
+import { ssoHeaderNames, type IdentityHeaders } from "../auth/gate.js";
+import type { Session } from "../mux/session.js";
 import { responseHeaders } from "./headers.js";
 
 interface Relay {
@@ -40,45 +42,49 @@ export function attachWebSockets(app: TemplatedApp, state: EdgeState, scheme: "h
       if ("error" in admitted) {
         return sendError(res, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : []);
       }
-      const stream = admitted.session ? openStream(state, request, admitted.route, admitted.session, { ws: true }) : undefined;
-      if (!stream) return sendError(res, "no_connector", request.requestId);
-      let aborted = false;
-      res.onAborted(() => {
-        aborted = true;
-        state.timers.clear(timer);
-        if (!stream.closed) stream.reset(WireError.CANCEL);
-      });
-      const timer = state.timers.set(() => {
-        if (!stream.closed) stream.reset(WireError.BACKEND_TIMEOUT);
-        if (!aborted) outside(() => !aborted && sendError(res, "backend_timeout", request.requestId, [], true));
-        aborted = true;
-      }, backendTimeoutMs(state, admitted.route.app));
-      stream.once("response", (head: { status: number; headers: string[] }) => outside(() => {
-        state.timers.clear(timer);
-        if (aborted) return;
-        aborted = true; // res is handed over (upgrade) or finished below: no further use
-        if (head.status === 101) {
-          const protocol = head.headers[head.headers.indexOf("sec-websocket-protocol") + 1] ?? "";
-          // No extensions are negotiated: messages are relayed as they are, uncompressed.
-          res.cork(() => res.upgrade<Relay>({ stream }, key, head.headers.includes("sec-websocket-protocol") ? protocol : "", "", context));
-          return;
-        }
-        // The backend refused the upgrade: pass its answer on (bodies of refusals are small).
-        const chunks: Buffer[] = [];
-        stream.on("data", (c: Buffer) => chunks.push(c));
-        stream.once("end", () => outside(() => res.cork(() => {
-          res.writeStatus(`${head.status} ${STATUS_TEXT[head.status] ?? "Status"}`);
-          for (const [k, v] of responseHeaders(head.headers, admitted.route, state.routes.tenantRoutes(admitted.route.app.tenantId))) res.writeHeader(k, v);
-          res.writeHeader("x-request-id", request.requestId).end(Buffer.concat(chunks));
-        })));
-      }));
-      stream.once("close", (err?: PosternError) => {
-        if (err && !aborted) {
+      const relay = (identity: IdentityHeaders, session: Session | undefined) => {
+        const stream = session ? openStream(state, request, admitted.route, session, identity, { ws: true }) : undefined;
+        if (!stream) return sendError(res, "no_connector", request.requestId);
+        let aborted = false;
+        res.onAborted(() => {
           aborted = true;
           state.timers.clear(timer);
-          outside(() => sendError(res, failureKind(err), request.requestId, [], true));
-        }
-      });
+          if (!stream.closed) stream.reset(WireError.CANCEL);
+        });
+        const timer = state.timers.set(() => {
+          if (!stream.closed) stream.reset(WireError.BACKEND_TIMEOUT);
+          if (!aborted) outside(() => !aborted && sendError(res, "backend_timeout", request.requestId, [], true));
+          aborted = true;
+        }, backendTimeoutMs(state, admitted.route.app));
+        stream.once("response", (head: { status: number; headers: string[] }) => outside(() => {
+          state.timers.clear(timer);
+          if (aborted) return;
+          aborted = true; // res is handed over (upgrade) or finished below: no further use
+          if (head.status === 101) {
+            const protocol = head.headers[head.headers.indexOf("sec-websocket-protocol") + 1] ?? "";
+            // No extensions are negotiated: messages are relayed as they are, uncompressed.
+            res.cork(() => res.upgrade<Relay>({ stream }, key, head.headers.includes("sec-websocket-protocol") ? protocol : "", "", context));
+            return;
+          }
+          // The backend refused the upgrade: pass its answer on (bodies of refusals are small).
+          const chunks: Buffer[] = [];
+          stream.on("data", (c: Buffer) => chunks.push(c));
+          stream.once("end", () => outside(() => res.cork(() => {
+            res.writeStatus(`${head.status} ${STATUS_TEXT[head.status] ?? "Status"}`);
+            for (const [k, v] of responseHeaders(head.headers, admitted.route, state.routes.tenantRoutes(admitted.route.app.tenantId))) res.writeHeader(k, v);
+            res.writeHeader("x-request-id", request.requestId).end(Buffer.concat(chunks));
+          })));
+        }));
+        stream.once("close", (err?: PosternError) => {
+          if (err && !aborted) {
+            aborted = true;
+            state.timers.clear(timer);
+            outside(() => sendError(res, failureKind(err), request.requestId, [], true));
+          }
+        });
+      };
+      if (admitted.route.app.preAuthentication !== "oidc") return relay({ drop: ssoHeaderNames(admitted.route.app), set: [] }, admitted.session);
+      authorize(state, res, request, admitted.route, false, (identity) => relay(identity, pickSession(state.registry, admitted.route.app)));
     },
     open: (ws: WebSocket<Relay>) => {
       const { stream } = ws.getUserData();

@@ -49,6 +49,9 @@ export const ERRORS = {
   /** A response body could not be translated: too large once decoded, over its worker-time budget, or its worker died. */
   POSTERN_TRANSLATE: { retryable: false, when: "link translation of a response body failed (decoded-size cap, worker-time budget, a hung or crashed worker, a corrupt encoding); only that response fails" },
 
+  /** The identity provider could not be reached or answered something unusable. */
+  POSTERN_AUTH_UNAVAILABLE: { retryable: true, when: "the identity provider's discovery document, keys or token endpoint could not be used; sign-in is unavailable until it answers" },
+
   // --- configuration ---
   /** A configuration field failed validation; the message names the field. */
   POSTERN_CONFIG: { retryable: false, when: "a configuration value is missing, of the wrong type, or out of range; the message names the field" },

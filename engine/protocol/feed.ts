@@ -4,6 +4,8 @@
  * version, which only grows: a receiver ignores one no newer than what it holds.
  */
 
+import type { JWK } from "jose";
+
 export interface ConnectorConfig {
   readonly version: number;
   readonly connectorId: string;
@@ -34,4 +36,10 @@ export interface EngineConfig {
   readonly revokedSerials: readonly string[];
   /** Custom-domain certificates (PEM) for the HTTPS listener's SNI, one per external host. */
   readonly certificates: readonly { host: string; certPem: string; keyPem: string; fingerprint: string }[];
+  /** Pre-authentication: the built-in issuer, session cookie keys (newest first), the assertion key. */
+  readonly auth?: {
+    readonly builtInIssuer: string;
+    readonly sessionKeys: readonly { kid: string; k: string }[];
+    readonly assertionKey: JWK & { kid: string };
+  };
 }

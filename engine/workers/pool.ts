@@ -1,17 +1,99 @@
 /**
- * The engine's worker pool (piscina) for body translation. Each task is one chunk of one
- * response and carries that response's rewriter state, so any worker takes any chunk and a
- * worker holds no response. A chunk that runs past its deadline is aborted, which makes
- * piscina terminate that worker and start another: only the response that chunk belonged to
- * fails. The queue is bounded twice: a new translation is not started once `maxQueue` chunks
- * wait (`saturated`, the edge answers 503), and the next chunk of a response already under
- * way may still queue up to twice that, past which it fails too.
+ * The engine's worker pools (piscina), one per kind of task: body translation and token /
+ * cookie crypto. Tasks are stateless (whatever state a task needs comes with it), so any
+ * worker takes any task and a worker holds nothing of a request. A task that runs past its
+ * deadline is aborted, which makes piscina terminate that worker and start another: only the
+ * request that task belonged to fails. The queue is bounded twice: callers ask `saturated`
+ * (past `maxQueue` waiting tasks) before they start new work and answer 503, and tasks of work
+ * already under way may queue up to twice that, past which they fail too.
  */
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
-import { PosternError } from "../protocol/errors.js";
+import { PosternError, type ErrorCode } from "../protocol/errors.js";
 import type { ChunkResult, ChunkTask } from "./translate-task.js";
+
+export interface PoolLimits {
+  /** Worker threads. */
+  readonly threads: number;
+  /** Tasks waiting for a worker; past it `saturated` (new work refused), past twice it tasks fail. */
+  readonly maxQueue: number;
+  /** One task running longer than this: its worker is replaced and the task fails, ms. */
+  readonly taskTimeoutMs: number;
+}
+
+/** Omit over each member of a union (a plain Omit would merge the members). */
+export type TaskInput<T> = T extends unknown ? Omit<T, "started"> : never;
+
+/** Every task carries this: the worker writes when it picked the task up (see `markStarted`). */
+export interface Timed {
+  readonly started: Float64Array;
+}
+
+/** The built file of a task module. Tests run the sources through vitest, whose workers still need JavaScript. */
+export function taskFile(name: string): string {
+  const here = fileURLToPath(import.meta.url);
+  return here.endsWith(".ts") ? here.replace(/[\\/]engine[\\/]workers[\\/]pool\.ts$/, `/dist/engine/workers/${name}.js`) : here.replace(/pool\.js$/, `${name}.js`);
+}
+
+export class WorkerPool<Task extends Timed, Result> {
+  readonly #piscina: Piscina;
+
+  constructor(
+    readonly poolLimits: PoolLimits,
+    filename: string,
+    /** The code task failures are reported with. */
+    private readonly errorCode: ErrorCode,
+    private readonly what: string,
+  ) {
+    this.#piscina = new Piscina({
+      filename,
+      minThreads: 1,
+      maxThreads: poolLimits.threads,
+      // Workers hold nothing: a dead one is simply replaced.
+      idleTimeout: 30_000,
+      // No timing histograms: they cost the event loop on every task.
+      recordTiming: false,
+    });
+    // A worker that dies between tasks is replaced by piscina; the event is informational.
+    this.#piscina.on("error", () => undefined);
+  }
+
+  /** True when the queue is full: new work would only fail later. */
+  get saturated(): boolean {
+    return this.#piscina.queueSize >= this.poolLimits.maxQueue;
+  }
+
+  /** Runs one task; buffers in `transfer` are moved to the worker (the caller gives them up). */
+  async run(task: TaskInput<Task>, transfer: ArrayBuffer[] = []): Promise<Result> {
+    if (this.#piscina.queueSize >= 2 * this.poolLimits.maxQueue) {
+      throw new PosternError(this.errorCode, `the ${this.what} queue is full (${2 * this.poolLimits.maxQueue} tasks wait)`);
+    }
+    const started = new Float64Array(new SharedArrayBuffer(8));
+    const abort = new AbortController();
+    const limit = this.poolLimits.taskTimeoutMs;
+    // The deadline runs from when a worker picks the task up: waiting in the queue behind a
+    // hung task is not this task's fault.
+    const watch = (): void => {
+      const since = started[0]! > 0 ? Date.now() - started[0]! : 0;
+      if (since >= limit) abort.abort();
+      else timer = setTimeout(watch, limit - since);
+    };
+    let timer = setTimeout(watch, limit);
+    try {
+      return (await this.#piscina.run({ ...task, started }, { signal: abort.signal, transferList: transfer })) as Result;
+    } catch (err) {
+      if (abort.signal.aborted) throw new PosternError(this.errorCode, `a ${this.what} task took longer than ${limit} ms: its worker was replaced`);
+      throw new PosternError(this.errorCode, `${this.what} failed: ${(err as Error).message}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#piscina.destroy();
+  }
+}
 
 export interface TranslateLimits {
   /** Worker threads. */
@@ -24,77 +106,31 @@ export interface TranslateLimits {
   readonly budgetMs: number;
   /** Decoded (gunzipped, ...) bytes one response may produce; past it the response fails. */
   readonly maxDecodedBytes: number;
-  /** Largest input handed to one task; smaller chunks that queue up meanwhile are joined. */
-  readonly maxTaskBytes: number;
 }
 
+const DEFAULT_THREADS = Math.max(1, Math.min(4, availableParallelism() - 1));
+
 export const DEFAULT_TRANSLATE_LIMITS: TranslateLimits = Object.freeze({
-  threads: Math.max(1, Math.min(4, availableParallelism() - 1)),
+  threads: DEFAULT_THREADS,
   maxQueue: 1024,
   chunkTimeoutMs: 5_000,
   budgetMs: 5_000,
   maxDecodedBytes: 32 * 1024 * 1024,
-  maxTaskBytes: 256 * 1024,
 });
 
-/** The built task file. Tests run the sources through vitest, whose workers still need JavaScript. */
-function taskFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  return here.endsWith(".ts") ? here.replace(/[\\/]engine[\\/]workers[\\/]pool\.ts$/, "/dist/engine/workers/translate-task.js") : here.replace(/pool\.js$/, "translate-task.js");
-}
-
-export class TranslatePool {
+/** Body translation: one task per chunk of one response (engine/workers/translate-task.ts). */
+export class TranslatePool extends WorkerPool<ChunkTask, ChunkResult> {
   readonly limits: TranslateLimits;
-  readonly #piscina: Piscina;
 
   /** `filename` replaces the task module (tests wrap it to make a worker hang or crash). */
-  constructor(limits: Partial<TranslateLimits> = {}, filename = taskFile()) {
-    this.limits = Object.freeze({ ...DEFAULT_TRANSLATE_LIMITS, ...limits });
-    this.#piscina = new Piscina({
-      filename,
-      minThreads: 1,
-      maxThreads: this.limits.threads,
-      // Workers are stateless: a dead one is simply replaced.
-      idleTimeout: 30_000,
-      // No timing histograms: they cost the event loop on every task.
-      recordTiming: false,
-    });
-    // A worker that dies between tasks is replaced by piscina; the event is informational.
-    this.#piscina.on("error", () => undefined);
+  constructor(limits: Partial<TranslateLimits> = {}, filename = taskFile("translate-task")) {
+    const all = Object.freeze({ ...DEFAULT_TRANSLATE_LIMITS, ...limits });
+    super({ threads: all.threads, maxQueue: all.maxQueue, taskTimeoutMs: all.chunkTimeoutMs }, filename, "POSTERN_TRANSLATE", "body translation");
+    this.limits = all;
   }
 
-  /** True when the queue is full: a new translation would only fail later. */
-  get saturated(): boolean {
-    return this.#piscina.queueSize >= this.limits.maxQueue;
-  }
-
-  /** Runs one chunk; `chunk` is transferred to the worker (the caller gives it up). */
-  async run(task: Omit<ChunkTask, "started">): Promise<ChunkResult> {
-    if (this.#piscina.queueSize >= 2 * this.limits.maxQueue) {
-      throw new PosternError("POSTERN_TRANSLATE", `the translation queue is full (${2 * this.limits.maxQueue} chunks wait)`);
-    }
-    const started = new Float64Array(new SharedArrayBuffer(8));
-    const abort = new AbortController();
-    const limit = this.limits.chunkTimeoutMs;
-    // The deadline runs from when a worker picks the chunk up: waiting in the queue behind a
-    // hung chunk is not this chunk's fault.
-    const watch = (): void => {
-      const since = started[0]! > 0 ? Date.now() - started[0]! : 0;
-      if (since >= limit) abort.abort();
-      else timer = setTimeout(watch, limit - since);
-    };
-    let timer = setTimeout(watch, limit);
-    try {
-      return (await this.#piscina.run({ ...task, started }, { signal: abort.signal, transferList: [task.chunk.buffer as ArrayBuffer] })) as ChunkResult;
-    } catch (err) {
-      if (abort.signal.aborted) throw new PosternError("POSTERN_TRANSLATE", `a body chunk took longer than ${limit} ms: its worker was replaced`);
-      throw new PosternError("POSTERN_TRANSLATE", `body translation failed: ${(err as Error).message}`, { cause: err });
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  async close(): Promise<void> {
-    await this.#piscina.destroy();
+  /** Runs one chunk; `chunk` is moved to the worker. */
+  translate(task: TaskInput<ChunkTask>): Promise<ChunkResult> {
+    return this.run(task, [task.chunk.buffer as ArrayBuffer]);
   }
 }

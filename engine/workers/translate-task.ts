@@ -6,6 +6,9 @@
 import { move, transferableSymbol, valueSymbol } from "piscina";
 import { LinkMap, type LinkMapping } from "./links.js";
 import { rewriteChunk, type BodyKind, type RewriteState } from "./rewrite.js";
+import { markStarted } from "./started.js";
+
+export { markStarted };
 
 export interface ChunkTask {
   readonly kind: BodyKind;
@@ -15,10 +18,7 @@ export interface ChunkTask {
   /** Identifies `links`: a worker builds each link map once and keeps the last few. */
   readonly linksKey: string;
   readonly links: readonly LinkMapping[];
-  /**
-   * Shared with the engine thread: the worker writes the time (Date.now()) it picked the task
-   * up, so the chunk deadline counts running time, not time spent waiting in the queue.
-   */
+  /** Shared with the engine thread: when a worker picked the task up (markStarted). */
   readonly started: Float64Array;
 }
 
@@ -40,11 +40,6 @@ function linkMap(key: string, mappings: readonly LinkMapping[]): LinkMap {
     if (linkMaps.size > MAX_LINK_MAPS) linkMaps.delete(linkMaps.keys().next().value!);
   }
   return map;
-}
-
-/** Tells the engine thread this task is running (see ChunkTask.started). */
-export function markStarted(task: ChunkTask): void {
-  task.started[0] = Date.now();
 }
 
 export default function translateChunk(task: ChunkTask): unknown {

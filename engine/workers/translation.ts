@@ -168,7 +168,7 @@ class RewriteStream extends Duplex {
       input.set(c, at);
       at += c.length;
     }
-    const result = await this.pool.run({ kind: this.kind, state: this.#state, chunk: input, final, linksKey: this.links.key, links: this.links.mappings });
+    const result = await this.pool.translate({ kind: this.kind, state: this.#state, chunk: input, final, linksKey: this.links.key, links: this.links.mappings });
     this.#state = result.state;
     this.#spentMs += result.ms;
     if (this.#spentMs > this.pool.limits.budgetMs) {

@@ -14,8 +14,9 @@ describe("app settings rules", () => {
     const parsed = parseApp(base, context);
     expect(parsed.ok && parsed.value).toEqual({
       ...base, preAuthentication: "oidc", connectorGroup: "Default", backendTimeout: "default", maintenanceMode: false,
-      cookie: { httpOnly: false, secure: true, persistent: false }, translateHeaders: true, translateBody: false, validateBackendTls: true,
-      assignments: { users: [], groups: [] }, policy: { allowedIpRanges: [], requireMfa: false }, ssoHeaders: {},
+      cookie: { httpOnly: false, secure: true, persistent: false, sameSite: "lax" }, translateHeaders: true, translateBody: false, validateBackendTls: true,
+      assignments: { users: [], groups: [] }, policy: { allowedIpRanges: [], requireMfa: false, sessionLifetimeMinutes: 480 }, ssoHeaders: {},
+      oidc: { claims: { username: "preferred_username", groups: "groups", roles: "roles", amr: "amr" }, apiScopes: [], apiRoles: [], identityAssertion: false },
     } satisfies AppSettings);
   });
 
@@ -23,6 +24,8 @@ describe("app settings rules", () => {
     ["duplicate internal URL", { internalUrl: "http://WIKI.corp/" }, "internalUrl", /already the internal URL of app "Wiki"/],
     ["duplicate external URL", { externalUrl: "https://wiki.contoso.com/" }, "externalUrl", /already the external URL of app "Wiki"/],
     ["duplicate name", { name: "wiki" }, "name", /already exists/],
+    ["external issuer without a client id", { oidc: { discoveryUrl: "https://login.example.com/.well-known/openid-configuration" } }, "oidc.clientId", /needs the app's client id/],
+    ["external issuer over plain http", { oidc: { discoveryUrl: "http://login.example.com/.well-known/openid-configuration", clientId: "x" } }, "oidc.discoveryUrl", /must use https/],
     ["internal URL not http/https", { internalUrl: "ftp://sales.corp/" }, "internalUrl", /must start with http:\/\/ or https:\/\//],
     ["external URL not http/https", { externalUrl: "ws://sales.contoso.com/" }, "externalUrl", /must start with http/],
     ["internal URL without trailing slash", { internalUrl: "http://sales.corp/app" }, "internalUrl", /must end with "\/"/],
