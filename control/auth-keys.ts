@@ -32,7 +32,8 @@ export async function sessionKeys(store: SecretStore, sealer: Sealer, now: Date)
   }
   const kept = keys.filter((key, i) => i === 0 || t - Date.parse(key.createdAt) < SESSION_KEY_KEEP_DAYS * DAY_MS);
   if (kept.length !== keys.length) changed = true;
-  if (changed) await store.putSecret(name, sealer.seal(JSON.stringify(kept), name));
+  // Engines must learn a new key before cookies sealed with it reach them: a feed change.
+  if (changed) await store.putSecret(name, sealer.seal(JSON.stringify(kept), name), { feedChange: true });
   return kept.map(({ kid, k }) => ({ kid, k }));
 }
 

@@ -86,5 +86,5 @@ export async function loadOrCreateSecret<T>(store: SecretStore, sealer: Sealer, 
 /** The part of the Store that keeps secrets. */
 export interface SecretStore {
   getSecret(name: string): Promise<Buffer | null>;
-  putSecret(name: string, sealed: Buffer): Promise<void>;
+  putSecret(name: string, sealed: Buffer, options?: { feedChange?: boolean }): Promise<void>;
 }

@@ -357,8 +357,10 @@ class SqliteStore implements Store {
     return (this.#get("SELECT sealed FROM secrets WHERE name = ?", name)?.sealed as Buffer | undefined) ?? null;
   }
 
-  async putSecret(name: string, sealed: Buffer): Promise<void> {
-    this.#db.prepare("INSERT INTO secrets VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed").run(name, sealed);
+  async putSecret(name: string, sealed: Buffer, options: { feedChange?: boolean } = {}): Promise<void> {
+    const put = () => this.#db.prepare("INSERT INTO secrets VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed").run(name, sealed);
+    if (options.feedChange) this.#change(put);
+    else put();
   }
 
   async appendAudit(e: Omit<AuditEntry, "id">): Promise<void> {

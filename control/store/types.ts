@@ -180,7 +180,8 @@ export interface Store {
   getCa(tenantId: string): Promise<{ certPem: string; keySealed: Buffer } | null>;
   putCa(tenantId: string, certPem: string, keySealed: Buffer): Promise<void>;
   getSecret(name: string): Promise<Buffer | null>;
-  putSecret(name: string, sealed: Buffer): Promise<void>;
+  /** `feedChange`: the secret travels in the config feed (session keys), so storing it bumps the version. */
+  putSecret(name: string, sealed: Buffer, options?: { feedChange?: boolean }): Promise<void>;
 
   appendAudit(entry: Omit<AuditEntry, "id">): Promise<void>;
   listAudit(query: { tenantId: string; limit: number; beforeId?: number }): Promise<AuditEntry[]>;
