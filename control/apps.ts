@@ -175,8 +175,13 @@ export function parseApp(input: unknown, context: AppRuleContext, replacing?: st
     if (!isCidr(range)) problems.push({ field: `policy.allowedIpRanges.${i}`, message: `"${range}" is not an address range like 10.0.0.0/8 or 2001:db8::/32` });
   });
   if (app.oidc.discoveryUrl !== undefined) {
-    const url = checkUrl(app.oidc.discoveryUrl, "oidc.discoveryUrl", problems, { trailingSlash: false });
-    if (url && url.protocol !== "https:" && !["127.0.0.1", "localhost", "[::1]"].includes(url.hostname)) {
+    let url: URL | undefined;
+    try {
+      url = new URL(app.oidc.discoveryUrl);
+    } catch {
+      problems.push({ field: "oidc.discoveryUrl", message: `"${app.oidc.discoveryUrl}" is not a URL` });
+    }
+    if (url && url.protocol !== "https:" && !(url.protocol === "http:" && ["127.0.0.1", "localhost", "[::1]"].includes(url.hostname))) {
       problems.push({ field: "oidc.discoveryUrl", message: `${url.href} must use https (plain http only on loopback, for testing)` });
     }
     if (app.oidc.clientId === undefined) problems.push({ field: "oidc.clientId", message: "an external issuer (oidc.discoveryUrl) needs the app's client id there" });
