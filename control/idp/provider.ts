@@ -189,8 +189,10 @@ export class BuiltInIdp {
     const details = await this.#provider.interactionDetails(req, res);
     const action = `${new URL(this.issuer).pathname}/interaction/${details.uid}/login`;
     const clientId = String(details.params.client_id ?? "application");
+    // Published apps show their name on the sign-in page, not their client id.
+    const clientName = (await this.#provider.Client.find(clientId).catch(() => undefined))?.clientName ?? clientId;
     if (req.method === "GET" && details.prompt.name === "login") {
-      sendHtml(res, 200, loginPage(action, clientId));
+      sendHtml(res, 200, loginPage(action, clientName));
       return;
     }
     if (req.method === "GET" && details.prompt.name === "consent") {
@@ -216,7 +218,7 @@ export class BuiltInIdp {
         reason: outcome.ok ? outcome.amr.join(" ") : outcome.reason, client: clientId,
       });
       if (!outcome.ok) {
-        sendHtml(res, 401, loginPage(action, clientId, outcome.message, username));
+        sendHtml(res, 401, loginPage(action, clientName, outcome.message, username));
         return;
       }
       await this.#provider.interactionFinished(req, res, { login: { accountId: outcome.user.id, amr: outcome.amr } }, { mergeWithLastSubmission: false });
