@@ -15,7 +15,7 @@ import { startTunnelListener } from "./tunnel/listener.js";
 import { Edge } from "./edge/server.js";
 import type { Timers } from "./edge/proxy.js";
 import type { EdgeLimits } from "./limits/config.js";
-import type { TranslateLimits } from "./workers/pool.js";
+import type { PoolLimits, TranslateLimits } from "./workers/pool.js";
 import { Agent } from "undici";
 import type { SignInRecord } from "./auth/gate.js";
 
@@ -39,6 +39,8 @@ export interface EngineNodeOptions {
   readonly limits?: Partial<EdgeLimits>;
   /** Worker pool for body link translation. */
   readonly translate?: Partial<TranslateLimits>;
+  /** Worker pool for token and cookie crypto. */
+  readonly authPool?: Partial<PoolLimits>;
   readonly timers?: Timers;
   readonly mux?: MuxConfigInput;
   readonly now?: () => Date;
@@ -100,7 +102,7 @@ export class EngineNode {
         : {}),
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.translate ? { translate: options.translate } : {}),
-      auth: { dispatcher: idpDispatcher, signIns },
+      auth: { dispatcher: idpDispatcher, signIns, ...(options.authPool ? { pool: options.authPool } : {}) },
       ...(options.timers ? { timers: options.timers } : {}),
       ...(options.now ? { now: () => options.now!().getTime() } : {}),
     });

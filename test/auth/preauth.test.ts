@@ -241,3 +241,23 @@ describe("pre-authentication with the built-in IdP", () => {
     });
   });
 });
+
+describe("a full token validation queue", () => {
+  it("answers 503 at once instead of queueing without bound", async () => {
+    const rig = await startRig({ engine: { authPool: { threads: 1, maxQueue: 1 } } });
+    const backend = await startBackend((_req, res) => res.writeHead(200).end("ok"));
+    try {
+      const { host, externalUrl } = await rig.publish({ name: "Busy", internalUrl: `${backend.origin}/`, externalUrl: "http://busy.contoso.test/", preAuthentication: "oidc" });
+      // Distinct tokens: none is in the cache, every one needs the pool.
+      const tokens = await Promise.all(Array.from({ length: 40 }, (_, i) => rig.control.mintToken({ name: `user${i}`, roles: [] }, 600, externalUrl)));
+      const statuses = await Promise.all(tokens.map(async (t) => (await edgeRequest(rig, host, "/", { headers: { authorization: `Bearer ${t}` } })).status));
+      expect(statuses.filter((s) => s === 503).length).toBeGreaterThan(0);
+      expect(statuses.every((s) => s === 200 || s === 503)).toBe(true);
+      // Once the burst is over, it serves again.
+      expect((await edgeRequest(rig, host, "/", { headers: { authorization: `Bearer ${tokens[0]}` } })).status).toBe(200);
+    } finally {
+      await rig.close();
+      await backend.close();
+    }
+  }, 30_000);
+});
