@@ -8,6 +8,7 @@ import { cpus } from "node:os";
 import { runCodecBench } from "./protocol/codec.bench.js";
 import { runStreamsBench } from "./mux/streams.bench.js";
 import { runTranslateBench } from "./workers/translate.bench.js";
+import { runValidateBench } from "./auth/validate.bench.js";
 
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
 const outAt = process.argv.indexOf("--out");
@@ -16,6 +17,7 @@ let text = header;
 process.stdout.write(header);
 if (only === undefined || only === "codec") text += (await runCodecBench()) + "\n";
 if (only === undefined || only === "mux") text += (await runStreamsBench()) + "\n";
-if (only === undefined || only === "translate") text += await runTranslateBench();
+if (only === undefined || only === "translate") text += (await runTranslateBench()) + "\n";
+if (only === undefined || only === "auth") text += await runValidateBench();
 if (outAt > 0) writeFileSync(process.argv[outAt + 1]!, text);
 process.exit(0);
