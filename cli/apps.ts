@@ -37,6 +37,19 @@ const APP_OPTIONS = {
   "assign-user": { type: "string", multiple: true },
   "assign-group": { type: "string", multiple: true },
   "sso-header": { type: "string", multiple: true },
+  "cookie-same-site": { type: "string" },
+  "session-lifetime": { type: "string" },
+  "oidc-discovery": { type: "string" },
+  "oidc-client-id": { type: "string" },
+  "claim-username": { type: "string" },
+  "claim-groups": { type: "string" },
+  "claim-roles": { type: "string" },
+  "claim-amr": { type: "string" },
+  "api-audience": { type: "string" },
+  "api-scope": { type: "string", multiple: true },
+  "api-role": { type: "string", multiple: true },
+  "identity-assertion": { type: "boolean" },
+  "no-identity-assertion": { type: "boolean" },
   "cert-file": { type: "string" },
   "cert-password": { type: "string" },
 } as const;
@@ -69,7 +82,15 @@ App settings:
   --allow-ip CIDR                  Allowed client range (repeat; default any)
   --assign-user NAME               Assign a user (repeat)
   --assign-group NAME              Assign a group (repeat)
-  --sso-header NAME=CLAIM          Header the connector adds from a claim (repeat)
+  --sso-header NAME=CLAIM          Header set towards the backend from a claim (repeat); client copies are dropped
+  --cookie-same-site lax|strict|none  SameSite of the session cookie (default lax)
+  --session-lifetime MINUTES       Longest a sign-in lasts, whatever the token says (default 480)
+  --oidc-discovery URL             Sign in with this issuer instead of the built-in IdP (its discovery document)
+  --oidc-client-id ID              The app's client id at that issuer (public client with PKCE)
+  --claim-username|--claim-groups|--claim-roles|--claim-amr C   Claim names at that issuer
+  --api-audience A                 Audience of bearer tokens for the app's API (default the external URL)
+  --api-scope S, --api-role R      A bearer token needs one of these scopes or roles (repeat)
+  --[no-]identity-assertion        Send a signed identity JWT in X-Postern-Identity (default off)
   --cert-file FILE                 Custom-domain certificate: PEM (chain + key) or .pfx/.p12
   --cert-password P                Password of the PFX file
 
@@ -107,11 +128,17 @@ function settingsFrom(v: AppValues): Record<string, unknown> {
     const value = pair(v[flag], v[`no-${flag}`], flag);
     if (value !== undefined) cookie[key] = value;
   }
+  if (v["cookie-same-site"] !== undefined) (cookie as Record<string, unknown>).sameSite = v["cookie-same-site"];
   if (Object.keys(cookie).length > 0) out.cookie = cookie;
   const policy: Record<string, unknown> = {};
   if (v["allow-ip"]) policy.allowedIpRanges = v["allow-ip"];
   const mfa = pair(v["require-mfa"], v["no-require-mfa"], "require-mfa");
   if (mfa !== undefined) policy.requireMfa = mfa;
+  if (v["session-lifetime"] !== undefined) {
+    const minutes = Number(v["session-lifetime"]);
+    if (!Number.isInteger(minutes) || minutes < 1) throw new UsageError(`--session-lifetime must be a whole number of minutes, got "${v["session-lifetime"]}"`);
+    policy.sessionLifetimeMinutes = minutes;
+  }
   if (Object.keys(policy).length > 0) out.policy = policy;
   const assignments: Record<string, unknown> = {};
   if (v["assign-user"]) assignments.users = v["assign-user"];
@@ -124,6 +151,18 @@ function settingsFrom(v: AppValues): Record<string, unknown> {
       return [h.slice(0, eq), h.slice(eq + 1)];
     }));
   }
+  const oidc: Record<string, unknown> = {};
+  if (v["oidc-discovery"] !== undefined) oidc.discoveryUrl = v["oidc-discovery"];
+  if (v["oidc-client-id"] !== undefined) oidc.clientId = v["oidc-client-id"];
+  const claims: Record<string, string> = {};
+  for (const c of ["username", "groups", "roles", "amr"] as const) if (v[`claim-${c}`] !== undefined) claims[c] = v[`claim-${c}`]!;
+  if (Object.keys(claims).length > 0) oidc.claims = claims;
+  if (v["api-audience"] !== undefined) oidc.apiAudience = v["api-audience"];
+  if (v["api-scope"]) oidc.apiScopes = v["api-scope"];
+  if (v["api-role"]) oidc.apiRoles = v["api-role"];
+  const assertion = pair(v["identity-assertion"], v["no-identity-assertion"], "identity-assertion");
+  if (assertion !== undefined) oidc.identityAssertion = assertion;
+  if (Object.keys(oidc).length > 0) out.oidc = oidc;
   return out;
 }
 

@@ -52,11 +52,17 @@ describe("postern CLI (built, as child processes)", () => {
       const add = await runCli(["app", "add", "--name", "Wiki", "--internal-url", "http://wiki.corp/", "--preauth", "passthrough", "--backend-timeout", "long",
         "--no-translate-headers", "--translate-body", "--no-validate-backend-tls", "--maintenance", "--cookie-http-only", "--no-cookie-secure", "--cookie-persistent",
         "--allow-ip", "10.0.0.0/8", "--require-mfa", "--assign-user", "alice", "--assign-group", "Sales", "--sso-header", "X-User=preferred_username",
-        "--external-url", "https://wiki.contoso.com/", "--home-page", "https://wiki.contoso.com/start", "--data-dir", dir, "--json"]);
+        "--external-url", "https://wiki.contoso.com/", "--home-page", "https://wiki.contoso.com/start", "--cookie-same-site", "strict", "--session-lifetime", "60",
+        "--oidc-discovery", "https://login.example.com/t/v2.0/.well-known/openid-configuration", "--oidc-client-id", "wiki-client", "--claim-username", "upn",
+        "--claim-groups", "grp", "--api-audience", "api://wiki", "--api-scope", "wiki.read", "--api-role", "Wiki.Admin", "--identity-assertion", "--data-dir", dir, "--json"]);
       expect(add.code, add.stderr).toBe(0);
       expect(JSON.parse(add.stdout)).toMatchObject({
         name: "Wiki", preAuthentication: "passthrough", backendTimeout: "long", translateHeaders: false, translateBody: true, validateBackendTls: false,
-        maintenanceMode: true, cookie: { httpOnly: true, secure: false, persistent: true }, policy: { allowedIpRanges: ["10.0.0.0/8"], requireMfa: true },
+        maintenanceMode: true, cookie: { httpOnly: true, secure: false, persistent: true, sameSite: "strict" }, policy: { allowedIpRanges: ["10.0.0.0/8"], requireMfa: true, sessionLifetimeMinutes: 60 },
+        oidc: {
+          discoveryUrl: "https://login.example.com/t/v2.0/.well-known/openid-configuration", clientId: "wiki-client", claims: { username: "upn", groups: "grp", roles: "roles", amr: "amr" },
+          apiAudience: "api://wiki", apiScopes: ["wiki.read"], apiRoles: ["Wiki.Admin"], identityAssertion: true,
+        },
         assignments: { users: ["alice"], groups: ["Sales"] }, ssoHeaders: { "X-User": "preferred_username" }, customHomePage: "https://wiki.contoso.com/start",
       });
       const update = await runCli(["app", "update", "Wiki", "--no-maintenance", "--group", "Default", "--data-dir", dir, "--json"]);
