@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { exportJWK, generateKeyPair, SignJWT, base64url } from "jose";
 import { request } from "undici";
+import WebSocket, { WebSocketServer } from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { safeReturn } from "../../engine/auth/gate.js";
 import { api } from "../fixtures/control.js";
@@ -170,6 +171,37 @@ describe("pre-authentication with the built-in IdP", () => {
     await api(rig.control.url, "PATCH", "/api/v1/apps/Portal", rig.admin, { policy: { allowedIpRanges: ["127.0.0.0/8"] }, assignments: { groups: ["Sales"], users: [] } });
     await until(async () => (await browser.fetch(`http://${portal}/`)).status === 200, 10_000, "allowed again");
   }, 90_000);
+
+  it("pre-authenticates WebSocket upgrades: refused without credentials, relayed with the user's identity", async () => {
+    const wsBackend = await startBackend((_req, res) => res.writeHead(404).end());
+    const wss = new WebSocketServer({ server: wsBackend.server });
+    let upgrades = 0;
+    wss.on("connection", (ws, req) => {
+      upgrades++;
+      ws.send(`hello ${String(req.headers["x-remote-user"])}`);
+    });
+    try {
+      const { host, externalUrl } = await rig.publish({
+        name: "Live", internalUrl: `${wsBackend.origin}/`, externalUrl: "http://live.contoso.test/", preAuthentication: "oidc", ssoHeaders: { "X-Remote-User": "preferred_username" },
+      });
+      const open = (headers: Record<string, string>) => new Promise<{ status?: number; message?: string }>((resolve) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${rig.engine.edge.httpPort}/socket`, { headers: { host, ...headers } });
+        ws.on("unexpected-response", (_req, res) => resolve({ status: res.statusCode }));
+        ws.on("message", (data) => {
+          resolve({ message: data.toString() });
+          ws.close();
+        });
+        ws.on("error", () => undefined);
+      });
+      expect(await open({})).toEqual({ status: 401 });
+      const token = await rig.control.mintToken({ name: "alice", roles: [] }, 600, externalUrl);
+      expect(await open({ authorization: `Bearer ${token}` })).toEqual({ message: "hello alice" });
+      expect(upgrades).toBe(1); // only the authorised upgrade reached the backend
+    } finally {
+      wss.close();
+      await wsBackend.close();
+    }
+  });
 
   describe("bearer tokens", () => {
     const audience = () => `http://${portal}/`;
