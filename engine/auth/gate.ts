@@ -195,7 +195,9 @@ export class AuthGate {
 
   /** The issuer an app signs in with (built-in unless it names another). */
   issuerFor(app: EdgeApp): Issuer | undefined {
-    const discovery = appOidc(app).discoveryUrl ?? (this.#config ? `${this.#config.builtInIssuer}/.well-known/openid-configuration` : undefined);
+    // Without a built-in IdP (control trusts an external one), an app must name its issuer.
+    const builtIn = this.#config?.builtInIssuer ? `${this.#config.builtInIssuer}/.well-known/openid-configuration` : undefined;
+    const discovery = appOidc(app).discoveryUrl ?? builtIn;
     if (discovery === undefined) return undefined;
     let issuer = this.#issuers.get(discovery);
     if (!issuer) {
