@@ -11,7 +11,7 @@ import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
 import { PosternError, type ErrorCode } from "../protocol/errors.js";
-import type { ChunkResult, ChunkTask } from "./translate-task.js";
+import type { BatchResult, BatchTask, ChunkResult, ChunkTask } from "./translate-task.js";
 
 export interface PoolLimits {
   /** Worker threads. */
@@ -118,9 +118,24 @@ export const DEFAULT_TRANSLATE_LIMITS: TranslateLimits = Object.freeze({
   maxDecodedBytes: 32 * 1024 * 1024,
 });
 
-/** Body translation: one task per chunk of one response (engine/workers/translate-task.ts). */
-export class TranslatePool extends WorkerPool<ChunkTask, ChunkResult> {
+/** Most chunks sent to a worker in one message. */
+const MAX_BATCH = 32;
+
+interface Waiting {
+  readonly chunk: TaskInput<ChunkTask>;
+  readonly resolve: (result: ChunkResult) => void;
+  readonly reject: (err: Error) => void;
+}
+
+/**
+ * Body translation (engine/workers/translate-task.ts). Chunks of every response that arrive in
+ * the same event-loop turn go to a worker as one batch: the cost of a round trip between
+ * threads is paid once per turn, not per chunk. A batch that fails as a whole (its worker hung
+ * or died) is split and each chunk tried alone, so only the chunk at fault fails its response.
+ */
+export class TranslatePool extends WorkerPool<BatchTask, BatchResult> {
   readonly limits: TranslateLimits;
+  #waiting: Waiting[] = [];
 
   /** `filename` replaces the task module (tests wrap it to make a worker hang or crash). */
   constructor(limits: Partial<TranslateLimits> = {}, filename = taskFile("translate-task")) {
@@ -129,8 +144,35 @@ export class TranslatePool extends WorkerPool<ChunkTask, ChunkResult> {
     this.limits = all;
   }
 
-  /** Runs one chunk; `chunk` is moved to the worker. */
-  translate(task: TaskInput<ChunkTask>): Promise<ChunkResult> {
-    return this.run(task, [task.chunk.buffer as ArrayBuffer]);
+  /** Translates one chunk; `chunk` is moved to the worker. */
+  translate(chunk: TaskInput<ChunkTask>): Promise<ChunkResult> {
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ chunk, resolve, reject });
+      if (this.#waiting.length === 1) setImmediate(() => this.#flush());
+      else if (this.#waiting.length >= MAX_BATCH) this.#flush();
+    });
+  }
+
+  #flush(): void {
+    const batch = this.#waiting;
+    this.#waiting = [];
+    if (batch.length > 0) this.#send(batch, true);
+  }
+
+  #send(batch: Waiting[], retryAlone: boolean): void {
+    // A copy of each input stays here until the batch is done, so a failed batch can be retried chunk by chunk.
+    const kept = retryAlone && batch.length > 1 ? batch.map((w) => new Uint8Array(w.chunk.chunk)) : undefined;
+    const buffers = [...new Set(batch.map((w) => w.chunk.chunk.buffer as ArrayBuffer))];
+    this.run({ chunks: batch.map((w) => w.chunk) }, buffers).then(
+      (results) => batch.forEach((w, i) => {
+        const r = results[i]!;
+        if (r.ok) w.resolve(r);
+        else w.reject(new PosternError("POSTERN_TRANSLATE", `body translation failed: ${r.error}`));
+      }),
+      (err: Error) => {
+        if (!kept) return batch.forEach((w) => w.reject(err));
+        batch.forEach((w, i) => this.#send([{ ...w, chunk: { ...w.chunk, chunk: kept[i]! } }], false));
+      },
+    );
   }
 }

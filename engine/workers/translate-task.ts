@@ -10,6 +10,7 @@ import { markStarted } from "./started.js";
 
 export { markStarted };
 
+/** One chunk of one response (sent to a worker inside a BatchTask). */
 export interface ChunkTask {
   readonly kind: BodyKind;
   readonly state: RewriteState | undefined;
@@ -42,14 +43,34 @@ function linkMap(key: string, mappings: readonly LinkMapping[]): LinkMap {
   return map;
 }
 
-export default function translateChunk(task: ChunkTask): unknown {
-  markStarted(task);
+/** Several chunks (of different responses) in one message: one round trip between threads for all. */
+export interface BatchTask {
+  readonly chunks: readonly Omit<ChunkTask, "started">[];
+  readonly started: Float64Array;
+}
+
+/** Per chunk of a batch: its result, or why it failed (one bad chunk fails only its response). */
+export type BatchResult = ({ readonly ok: true } & ChunkResult | { readonly ok: false; readonly error: string })[];
+
+function translateOne(task: Omit<ChunkTask, "started">): ChunkResult {
   const started = performance.now();
   const { out, state } = rewriteChunk(task.kind, task.state, task.chunk, task.final, linkMap(task.linksKey, task.links));
   // Untouched pages come back as a view of the input, which is ours to move back. Anything
   // else is moved only if it owns its whole buffer: never a slab of Node's shared Buffer pool.
   const movable = out.buffer === task.chunk.buffer || (out.byteOffset === 0 && out.byteLength === out.buffer.byteLength);
   const bytes = movable ? out : new Uint8Array(out);
-  const result: ChunkResult = { out: bytes, state, ms: performance.now() - started };
-  return move({ [transferableSymbol]: bytes.buffer, [valueSymbol]: result } as never);
+  return { out: bytes, state, ms: performance.now() - started };
+}
+
+export default function translateBatch(task: BatchTask): unknown {
+  markStarted(task);
+  const results: BatchResult = task.chunks.map((chunk) => {
+    try {
+      return { ok: true as const, ...translateOne(chunk) };
+    } catch (err) {
+      return { ok: false as const, error: (err as Error).message };
+    }
+  });
+  const buffers = [...new Set(results.flatMap((r) => (r.ok ? [r.out.buffer as ArrayBuffer] : [])))];
+  return move({ [transferableSymbol]: buffers, [valueSymbol]: results } as never);
 }

@@ -136,7 +136,7 @@ describe("a worker that hangs or crashes", () => {
   });
   afterAll(() => pool.close());
 
-  it("a hung chunk fails only its response; the worker is replaced", async () => {
+  it("a hung chunk fails only its response, even when it shared a batch; the worker is replaced", async () => {
     const plan = { kind: "html", encoding: "identity" } as const;
     const [hung, fine] = await Promise.all([
       translateBody(pool, plan, [Buffer.from("<p>HANG-NOW</p>")]),
@@ -166,12 +166,22 @@ describe("a worker that hangs or crashes", () => {
     try {
       const plan = { kind: "html", encoding: "identity" } as const;
       expect(tiny.saturated).toBe(false);
-      // One running, two waiting: saturated, so the edge starts no new translation.
-      const running = [1, 2, 3].map(() => translateBody(tiny, plan, [Buffer.from("HANG-NOW")]));
+      // One running, two waiting (each started in its own event-loop turn, so each is its own
+      // batch): saturated, so the edge starts no new translation.
+      const turn = () => new Promise((r) => setImmediate(r));
+      const running: ReturnType<typeof translateBody>[] = [];
+      for (let i = 0; i < 3; i++) {
+        running.push(translateBody(tiny, plan, [Buffer.from("HANG-NOW")]));
+        await turn();
+      }
       await new Promise((r) => setTimeout(r, 50));
       expect(tiny.saturated).toBe(true);
       // Chunks of responses already under way may queue up to twice the bound; past it they fail at once.
-      const more = [1, 2].map(() => translateBody(tiny, plan, [Buffer.from("HANG-NOW")]));
+      const more: ReturnType<typeof translateBody>[] = [];
+      for (let i = 0; i < 2; i++) {
+        more.push(translateBody(tiny, plan, [Buffer.from("HANG-NOW")]));
+        await turn();
+      }
       const started = performance.now();
       const refused = await translateBody(tiny, plan, [Buffer.from(PAGE)]);
       expect(performance.now() - started).toBeLessThan(300);
