@@ -16,12 +16,12 @@ export interface SessionKey {
 }
 
 export type AuthTask =
-  | { readonly op: "open"; readonly token: string; readonly keys: readonly SessionKey[]; readonly started: Float64Array }
-  | { readonly op: "seal"; readonly payload: Record<string, unknown>; readonly key: SessionKey; readonly started: Float64Array }
-  | { readonly op: "sign"; readonly payload: Record<string, unknown>; readonly key: JWK & { kid: string }; readonly started: Float64Array }
+  | { readonly op: "open"; readonly token: string; readonly keys: readonly SessionKey[]; readonly slot: number }
+  | { readonly op: "seal"; readonly payload: Record<string, unknown>; readonly key: SessionKey; readonly slot: number }
+  | { readonly op: "sign"; readonly payload: Record<string, unknown>; readonly key: JWK & { kid: string }; readonly slot: number }
   | {
     readonly op: "verify"; readonly token: string; readonly jwks: readonly JWK[]; readonly issuer: string; readonly audience: string;
-    readonly nowS: number; readonly skewS: number; readonly started: Float64Array;
+    readonly nowS: number; readonly skewS: number; readonly slot: number;
   };
 
 export type AuthResult = { readonly ok: true; readonly payload: Record<string, unknown>; readonly token?: string } | { readonly ok: false; readonly reason: string };

@@ -23,11 +23,15 @@ export interface PoolLimits {
 }
 
 /** Omit over each member of a union (a plain Omit would merge the members). */
-export type TaskInput<T> = T extends unknown ? Omit<T, "started"> : never;
+export type TaskInput<T> = T extends unknown ? Omit<T, "slot"> : never;
 
-/** Every task carries this: the worker writes when it picked the task up (see `markStarted`). */
+/**
+ * Every task carries a slot of the pool's clock, a shared array the workers get once at start:
+ * the worker writes there when it picks the task up (see `markStarted`). Nothing per task
+ * crosses between threads for it, and one watchdog timer serves every task.
+ */
 export interface Timed {
-  readonly started: Float64Array;
+  readonly slot: number;
 }
 
 /** The built file of a task module. Tests run the sources through vitest, whose workers still need JavaScript. */
@@ -38,6 +42,10 @@ export function taskFile(name: string): string {
 
 export class WorkerPool<Task extends Timed, Result> {
   readonly #piscina: Piscina;
+  readonly #clock: Float64Array;
+  readonly #free: number[];
+  readonly #running = new Map<number, AbortController>();
+  #watchdog: NodeJS.Timeout | undefined;
 
   constructor(
     readonly poolLimits: PoolLimits,
@@ -46,8 +54,13 @@ export class WorkerPool<Task extends Timed, Result> {
     private readonly errorCode: ErrorCode,
     private readonly what: string,
   ) {
+    // One slot per task that can be outstanding at once: the queue's hard bound plus the threads.
+    const slots = 2 * poolLimits.maxQueue + poolLimits.threads + 1;
+    this.#clock = new Float64Array(new SharedArrayBuffer(8 * slots));
+    this.#free = Array.from({ length: slots }, (_, i) => slots - 1 - i);
     this.#piscina = new Piscina({
       filename,
+      workerData: { clock: this.#clock.buffer },
       minThreads: 1,
       maxThreads: poolLimits.threads,
       // Workers hold nothing: a dead one is simply replaced.
@@ -69,28 +82,46 @@ export class WorkerPool<Task extends Timed, Result> {
     if (this.#piscina.queueSize >= 2 * this.poolLimits.maxQueue) {
       throw new PosternError(this.errorCode, `the ${this.what} queue is full (${2 * this.poolLimits.maxQueue} tasks wait)`);
     }
-    const started = new Float64Array(new SharedArrayBuffer(8));
+    const slot = this.#free.pop();
+    if (slot === undefined) throw new PosternError(this.errorCode, `the ${this.what} queue is full`);
+    this.#clock[slot] = 0;
     const abort = new AbortController();
-    const limit = this.poolLimits.taskTimeoutMs;
-    // The deadline runs from when a worker picks the task up: waiting in the queue behind a
-    // hung task is not this task's fault.
-    const watch = (): void => {
-      const since = started[0]! > 0 ? Date.now() - started[0]! : 0;
-      if (since >= limit) abort.abort();
-      else timer = setTimeout(watch, limit - since);
-    };
-    let timer = setTimeout(watch, limit);
+    this.#running.set(slot, abort);
+    this.#watch();
     try {
-      return (await this.#piscina.run({ ...task, started }, { signal: abort.signal, transferList: transfer })) as Result;
+      return (await this.#piscina.run({ ...task, slot }, { signal: abort.signal, transferList: transfer })) as Result;
     } catch (err) {
-      if (abort.signal.aborted) throw new PosternError(this.errorCode, `a ${this.what} task took longer than ${limit} ms: its worker was replaced`);
+      if (abort.signal.aborted) throw new PosternError(this.errorCode, `a ${this.what} task took longer than ${this.poolLimits.taskTimeoutMs} ms: its worker was replaced`);
       throw new PosternError(this.errorCode, `${this.what} failed: ${(err as Error).message}`, { cause: err });
     } finally {
-      clearTimeout(timer);
+      this.#running.delete(slot);
+      this.#free.push(slot);
     }
   }
 
+  /**
+   * The deadline runs from when a worker picks a task up (waiting in the queue behind a hung
+   * task is not that task's fault); one timer checks every running task while there are any.
+   */
+  #watch(): void {
+    if (this.#watchdog) return;
+    const limit = this.poolLimits.taskTimeoutMs;
+    this.#watchdog = setInterval(() => {
+      const now = Date.now();
+      for (const [slot, abort] of this.#running) {
+        const started = this.#clock[slot]!;
+        if (started > 0 && now - started >= limit) abort.abort();
+      }
+      if (this.#running.size === 0) {
+        clearInterval(this.#watchdog);
+        this.#watchdog = undefined;
+      }
+    }, Math.max(10, Math.min(100, limit / 5)));
+    this.#watchdog.unref();
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.#watchdog);
     await this.#piscina.destroy();
   }
 }

@@ -19,8 +19,8 @@ export interface ChunkTask {
   /** Identifies `links`: a worker builds each link map once and keeps the last few. */
   readonly linksKey: string;
   readonly links: readonly LinkMapping[];
-  /** Shared with the engine thread: when a worker picked the task up (markStarted). */
-  readonly started: Float64Array;
+  /** The pool's clock slot for this task (markStarted). */
+  readonly slot: number;
 }
 
 export interface ChunkResult {
@@ -45,14 +45,14 @@ function linkMap(key: string, mappings: readonly LinkMapping[]): LinkMap {
 
 /** Several chunks (of different responses) in one message: one round trip between threads for all. */
 export interface BatchTask {
-  readonly chunks: readonly Omit<ChunkTask, "started">[];
-  readonly started: Float64Array;
+  readonly chunks: readonly Omit<ChunkTask, "slot">[];
+  readonly slot: number;
 }
 
 /** Per chunk of a batch: its result, or why it failed (one bad chunk fails only its response). */
 export type BatchResult = ({ readonly ok: true } & ChunkResult | { readonly ok: false; readonly error: string })[];
 
-function translateOne(task: Omit<ChunkTask, "started">): ChunkResult {
+function translateOne(task: Omit<ChunkTask, "slot">): ChunkResult {
   const started = performance.now();
   const { out, state } = rewriteChunk(task.kind, task.state, task.chunk, task.final, linkMap(task.linksKey, task.links));
   // Untouched pages come back as a view of the input, which is ours to move back. Anything

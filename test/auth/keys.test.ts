@@ -12,7 +12,6 @@ import authTask from "../../engine/workers/auth-task.js";
 import { tempDir } from "../fixtures/control.js";
 
 const DAY = 86_400_000;
-const started = () => new Float64Array(1);
 
 describe("session key rotation", () => {
   it("rotates every 7 days, keeps the previous key for the overlap, retires it after 14", async () => {
@@ -26,18 +25,18 @@ describe("session key rotation", () => {
     expect(await store.configVersion()).toBeGreaterThan(v0); // engines are told
     expect(await sessionKeys(store, sealer, new Date(t0 + 3 * DAY))).toEqual(day0); // nothing due
 
-    const sealed = await authTask({ op: "seal", key: day0[0]!, payload: { sub: "alice" }, started: started() });
+    const sealed = await authTask({ op: "seal", key: day0[0]!, payload: { sub: "alice" }, slot: 0 });
     expect(sealed.ok && sealed.token).toBeTruthy();
     const token = (sealed as { token: string }).token;
 
     const day8 = await sessionKeys(store, sealer, new Date(t0 + 8 * DAY));
     expect(day8.map((k) => k.kid)).toEqual([expect.any(String), day0[0]!.kid]);
-    const opened = await authTask({ op: "open", token, keys: day8, started: started() });
+    const opened = await authTask({ op: "open", token, keys: day8, slot: 0 });
     expect(opened).toMatchObject({ ok: true, payload: { sub: "alice" } }); // sealed before the rotation, still opens
 
     const day16 = await sessionKeys(store, sealer, new Date(t0 + 16 * DAY));
     expect(day16.map((k) => k.kid)).not.toContain(day0[0]!.kid);
-    const refused = await authTask({ op: "open", token, keys: day16, started: started() });
+    const refused = await authTask({ op: "open", token, keys: day16, slot: 0 });
     expect(refused).toEqual({ ok: false, reason: "the session cookie does not decrypt" });
     store.close?.();
   });
