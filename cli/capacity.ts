@@ -3,13 +3,13 @@
  * the rig and the sweep) and writes it as markdown with the method and the machine, a JSON
  * file, and a chart of latency over offered load.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, totalmem } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { UsageError } from "./admin.js";
-import { connectorCpus, formatBytes, measureCapacity, type CapacityRow, type RowResult, type SweepSettings } from "../loadtest/capacity.js";
-import { latencyChart } from "../loadtest/report.js";
+import { connectorCpus, formatBytes, measureCapacity, rowLabel, type CapacityRow, type RowResult, type SweepSettings } from "../loadtest/capacity.js";
+import { latencyChart, type LabelledReport } from "../loadtest/report.js";
 
 const HELP = `Usage: postern capacity [options]
 
@@ -31,6 +31,7 @@ Options:
   --warmup N            Warm-up seconds before each step (default 1)
   --refine N            Bisection steps after the first failing step (default 2)
   --out FILE            Markdown table (default docs/capacity.md); JSON and SVG beside it
+  --redraw              Write the table and chart again from the JSON beside --out (no measuring)
   --json                Print the results as JSON on stdout
   -h, --help            Show this help
 `;
@@ -63,6 +64,7 @@ export async function runCapacity(args: string[]): Promise<number> {
       cores: { type: "string" }, memory: { type: "string" }, sizes: { type: "string" }, latencies: { type: "string" }, connections: { type: "string" },
       "slo-ms": { type: "string" }, "start-rate": { type: "string" }, "max-rate": { type: "string" }, "step-seconds": { type: "string" }, warmup: { type: "string" },
       refine: { type: "string" }, out: { type: "string" }, json: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false },
+      redraw: { type: "boolean", default: false },
     },
   });
   if (v.help) {
@@ -87,21 +89,36 @@ export async function runCapacity(args: string[]): Promise<number> {
     }
   }
   const out = v.out ?? join(process.cwd(), "docs", "capacity.md");
+  if (v.redraw) {
+    const saved = JSON.parse(readFileSync(capacityFiles(out).json, "utf8")) as { command: string; at: string; settings: SweepSettings; results: RowResult[] };
+    const curves = saved.results.flatMap((r) => r.steps.map((s) => ({ ...s, label: rowLabel(r) })));
+    const savedCores = [...new Set(saved.results.map((r) => r.cores))];
+    await writeCapacity(out, saved.results, curves, saved.settings, saved.command, new Date(saved.at), savedCores, host);
+    process.stdout.write(`Redrawn: ${Object.values(capacityFiles(out)).join(", ")}\n`);
+    return 0;
+  }
   const log = (line: string) => process.stderr.write(`${line}\n`);
   if (wanted.some((c) => c > host)) log(`this host has ${host} CPU(s): measuring ${cores.join(", ")}`);
   const started = new Date();
   const { results, curves } = await measureCapacity(rows, settings, log);
-  const command = `postern capacity ${args.join(" ")}`.trim();
-  mkdirSync(dirname(out), { recursive: true });
-  const stem = basename(out).replace(/\.md$/, "");
-  const chartFile = join(dirname(out), `${stem}.svg`);
-  const jsonFile = join(dirname(out), `${stem}.json`);
-  writeFileSync(chartFile, await latencyChart(curves.filter((c) => c.latencyMs.p99 > 0), "Latency over offered load, per capacity row"));
-  writeFileSync(jsonFile, JSON.stringify({ command, at: started.toISOString(), machine: machine(), settings, results }, null, 2) + "\n");
-  writeFileSync(out, markdown(results, settings, command, started, basename(chartFile), cores, host));
-  if (v.json) process.stdout.write(JSON.stringify({ results: results.map(({ steps: _steps, ...r }) => r), files: { markdown: out, json: jsonFile, chart: chartFile } }) + "\n");
-  else process.stdout.write(`${table(results)}\nWritten: ${out}, ${jsonFile}, ${chartFile}\n`);
+  await writeCapacity(out, results, curves, settings, `postern capacity ${args.join(" ")}`.trim(), started, cores, host);
+  if (v.json) process.stdout.write(JSON.stringify({ results: results.map(({ steps: _steps, ...r }) => r), files: capacityFiles(out) }) + "\n");
+  else process.stdout.write(`${table(results)}\nWritten: ${Object.values(capacityFiles(out)).join(", ")}\n`);
   return 0;
+}
+
+function capacityFiles(out: string): { markdown: string; json: string; chart: string } {
+  const stem = join(dirname(out), basename(out).replace(/\.md$/, ""));
+  return { markdown: out, json: `${stem}.json`, chart: `${stem}.svg` };
+}
+
+/** Writes the table, its JSON and the chart; also used to redraw them from a JSON file. */
+export async function writeCapacity(out: string, results: readonly RowResult[], curves: readonly LabelledReport[], settings: SweepSettings, command: string, started: Date, cores: number[], host: number): Promise<void> {
+  const files = capacityFiles(out);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(files.chart, await latencyChart(curves.filter((c) => c.latencyMs.p99 > 0), "P99 latency over offered load, per capacity row", ["p99"]));
+  writeFileSync(files.json, JSON.stringify({ command, at: started.toISOString(), machine: machine(), settings, results }, null, 2) + "\n");
+  writeFileSync(out, markdown(results, settings, command, started, basename(files.chart), cores, host));
 }
 
 function machine() {

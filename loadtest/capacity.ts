@@ -238,7 +238,7 @@ export async function measureCapacity(rows: readonly CapacityRow[], settings: Sw
         const { memoryLimited } = await rig.connector(row.cores, row.memoryBytes);
         current = { cores: row.cores, memoryBytes: row.memoryBytes, memoryLimited };
       }
-      const label = `${row.cores} CPU, ${formatBytes(row.responseBytes)}, ${row.backendLatencyMs} ms, ${row.connections} conn`;
+      const label = rowLabel(row);
       log(`${label}: sweeping`);
       const path = `/?bytes=${row.responseBytes}&delay=${row.backendLatencyMs}`;
       const before = await rig.backendCount();
@@ -253,6 +253,10 @@ export async function measureCapacity(rows: readonly CapacityRow[], settings: Sw
   } finally {
     await rig.close();
   }
+}
+
+export function rowLabel(row: CapacityRow): string {
+  return `${row.cores} CPU, ${formatBytes(row.responseBytes)}, ${row.backendLatencyMs} ms, ${row.connections} conn`;
 }
 
 export function formatBytes(n: number): string {

@@ -35,23 +35,23 @@ export function markdownTable(reports: readonly LabelledReport[]): string {
 }
 
 /** Latency percentiles (y, log scale) over offered load (x), one line per percentile and label. */
-export async function latencyChart(reports: readonly LabelledReport[], title: string): Promise<string> {
+export async function latencyChart(reports: readonly LabelledReport[], title: string, percentiles: readonly ("p50" | "p90" | "p99" | "p99_9")[] = ["p50", "p90", "p99", "p99_9"]): Promise<string> {
   const values = reports.flatMap((r) => {
     const x = r.offeredRate ?? r.requestsPerSecond;
-    return (["p50", "p90", "p99", "p99_9"] as const).map((p) => ({ series: `${r.label} ${p.replace("_", ".")}`, load: x, ms: Math.max(r.latencyMs[p], 0.1) }));
+    return percentiles.map((p) => ({ series: `${r.label} ${p.replace("_", ".")}`, load: x, ms: Math.max(r.latencyMs[p], 0.1) }));
   });
   const spec: TopLevelSpec = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title,
-    width: 640,
-    height: 360,
+    width: 720,
+    height: 420,
     background: "white",
     data: { values },
     mark: { type: "line", point: true },
     encoding: {
-      x: { field: "load", type: "quantitative", title: "offered load (req/s; achieved req/s for max-rate runs)" },
+      x: { field: "load", type: "quantitative", title: "offered load (req/s; achieved req/s for max-rate runs)", scale: { type: "log" } },
       y: { field: "ms", type: "quantitative", title: "latency (ms)", scale: { type: "log" } },
-      color: { field: "series", type: "nominal", title: "percentile" },
+      color: { field: "series", type: "nominal", title: "run and percentile", legend: { labelLimit: 320 } },
     },
   };
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
