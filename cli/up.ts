@@ -13,20 +13,25 @@ import type { ControlHandle } from "../control/server.js";
 import { startSampleApp } from "./sample-app.js";
 import { VERSION, untilSignal } from "./services.js";
 
-/** Publishes (or re-points, after a restart on other ports) the sample app. */
-async function publishSample(control: ControlHandle, internalUrl: string, externalUrl: string): Promise<void> {
+/**
+ * Publishes (or re-points, after a restart on other ports) a sample app: "Sample" opens without
+ * signing in, "Private" (the same app, another instance) asks for a sign-in at the built-in IdP
+ * and passes the user on in X-Remote-User.
+ */
+async function publishSample(control: ControlHandle, name: "Sample" | "Private", internalUrl: string, externalUrl: string): Promise<void> {
   const { store, tenant } = control.context;
   const token = await control.mintToken({ name: "postern-up", roles: ["Global Administrator"] }, 60);
-  const existing = await store.getApp(tenant.id, "Sample");
-  const body = existing
-    ? { internalUrl, externalUrl }
-    : { name: "Sample", internalUrl, externalUrl, preAuthentication: "passthrough", translateBody: true };
-  const res = await fetch(`${control.url}/api/v1/apps${existing ? "/Sample" : ""}`, {
+  const existing = await store.getApp(tenant.id, name);
+  const settings = name === "Sample"
+    ? { preAuthentication: "passthrough" }
+    : { preAuthentication: "oidc", ssoHeaders: { "X-Remote-User": "preferred_username", "X-Remote-Roles": "roles" } };
+  const body = existing ? { internalUrl, externalUrl } : { name, internalUrl, externalUrl, translateBody: true, ...settings };
+  const res = await fetch(`${control.url}/api/v1/apps${existing ? `/${name}` : ""}`, {
     method: existing ? "PATCH" : "POST",
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: JSON.stringify(body),
   });
-  if (!res.ok) throw new Error(`publishing the sample app failed: ${await res.text()}`);
+  if (!res.ok) throw new Error(`publishing the sample app ${name} failed: ${await res.text()}`);
 }
 
 const HELP = `Usage: postern up [options]
@@ -130,7 +135,9 @@ export async function runUp(args: string[]): Promise<number> {
   const edgePort = engine.edge.httpPort!;
   control.setEdgeDefaults({ scheme: "http", port: edgePort });
   const sample = values["no-sample"] ? undefined : await startSampleApp(samplePort);
-  if (sample) await publishSample(control, sample.internalUrl, `http://sample.${control.context.tenant.name}.localhost:${edgePort}/`);
+  const privateSample = values["no-sample"] ? undefined : await startSampleApp(0);
+  if (sample) await publishSample(control, "Sample", sample.internalUrl, `http://sample.${control.context.tenant.name}.localhost:${edgePort}/`);
+  if (privateSample) await publishSample(control, "Private", privateSample.internalUrl, `http://private.${control.context.tenant.name}.localhost:${edgePort}/`);
   if (!identityExists(connectorDir, "connector")) {
     await enroll({ kind: "connector", controlUrl: control.url, token, stateDir: connectorDir, controlCaPem: control.caCertPem, fields: { version: VERSION } });
   }
@@ -160,6 +167,7 @@ Ctrl-C stops everything.
   await connector.stop(values.once ? 1000 : 30_000);
   await engine.close();
   await sample?.close();
+  await privateSample?.close();
   await control.close();
   return 0;
 }

@@ -13,17 +13,23 @@ describe("postern CLI (built, as child processes)", () => {
     const ready = JSON.parse(res.stdout) as { control: string; engine: string; apps: { name: string; externalUrl: string }[]; users: { username: string; password: string; roles: string[] }[] };
     expect(ready.control).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(ready.engine).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    expect(ready.apps).toEqual([{
+    expect(ready.apps).toEqual(expect.arrayContaining([{
       name: "Sample", externalUrl: `http://sample.default.localhost:${new URL(ready.engine).port}/`,
       internalUrl: expect.stringMatching(/^http:\/\/localhost:\d+\/$/), preAuthentication: "passthrough",
-    }]);
+    }, {
+      name: "Private", externalUrl: `http://private.default.localhost:${new URL(ready.engine).port}/`,
+      internalUrl: expect.stringMatching(/^http:\/\/localhost:\d+\/$/), preAuthentication: "oidc",
+    }]));
+    expect(ready.apps).toHaveLength(2);
     expect(ready.users).toEqual([{ username: "admin", password: expect.stringMatching(/^\S{8,}$/), roles: ["Global Administrator"] }]);
     // A second start reuses identities, the demo user and the app, re-pointed to the new ports.
     const again = await runCli(["up", "--once", "--json", "--data-dir", dir, ...ports]);
     expect(again.code, again.stderr).toBe(0);
     const second = JSON.parse(again.stdout) as typeof ready;
     expect(second.users).toEqual(ready.users);
-    expect(second.apps[0]!.externalUrl).toBe(`http://sample.default.localhost:${new URL(second.engine).port}/`);
+    expect(second.apps.map((a) => a.externalUrl).sort()).toEqual([
+      `http://private.default.localhost:${new URL(second.engine).port}/`, `http://sample.default.localhost:${new URL(second.engine).port}/`,
+    ]);
     const bare = await runCli(["up", "--once", "--json", "--no-sample", "--data-dir", tempDir(), ...ports]);
     expect(JSON.parse(bare.stdout).apps).toEqual([]);
   }, 60_000);
@@ -32,18 +38,26 @@ describe("postern CLI (built, as child processes)", () => {
     const dir = tempDir();
     const up = startService(["up", "--json", "--data-dir", dir, "--control-port", "0", "--tunnel-port", "0", "--http-port", "0"]);
     try {
-      const ready = (await up.ready) as { engine: string; apps: { externalUrl: string }[] };
+      const ready = (await up.ready) as { engine: string; apps: { name: string; externalUrl: string }[] };
+      const sample = ready.apps.find((a) => a.name === "Sample")!;
       // The sample app answers through the engine, with its internal links and headers.
-      const host = new URL(ready.apps[0]!.externalUrl).host;
+      const host = new URL(sample.externalUrl).host;
       const page = await request(`${ready.engine}/`, { headers: { host } });
       expect(page.statusCode).toBe(200);
       const text = await page.body.text();
       expect(text).toMatch(/Postern sample app/);
       // Published with link translation on: its hard-coded internal links come out external.
-      expect(text).toContain(`<a href="${ready.apps[0]!.externalUrl}docs/">`);
+      expect(text).toContain(`<a href="${sample.externalUrl}docs/">`);
       expect(text).not.toMatch(/href="http:\/\/localhost:\d+\//);
       const css = await request(`${ready.engine}/static/site.css`, { headers: { host } });
-      expect(await css.body.text()).toContain(`url(${ready.apps[0]!.externalUrl}static/bg.svg)`);
+      expect(await css.body.text()).toContain(`url(${sample.externalUrl}static/bg.svg)`);
+      // The private copy asks for a sign-in first (an API client gets a 401, a browser the sign-in page).
+      const privateApp = ready.apps.find((a) => a.name === "Private")!;
+      const api = await request(`${ready.engine}/api/echo`, { headers: { host: new URL(privateApp.externalUrl).host, accept: "application/json" } });
+      expect(api.statusCode).toBe(401);
+      await api.body.dump();
+      const browse = await request(`${ready.engine}/`, { headers: { host: new URL(privateApp.externalUrl).host, accept: "text/html" } });
+      expect(await browse.body.text()).toContain("Signing in");
       const echo = await request(`${ready.engine}/api/echo`, { headers: { host, "x-forwarded-for": "10.9.8.7" } });
       expect(((await echo.body.json()) as { headers: Record<string, string> }).headers["x-forwarded-for"]).toBe("10.9.8.7, 127.0.0.1");
       const probe = await runCli(["app", "test", "Sample", "--data-dir", dir]);
