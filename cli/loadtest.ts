@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { UsageError } from "./admin.js";
 import { writeReports, textTable, type LabelledReport } from "../loadtest/report.js";
-import { cpuSplit, findNginx, NGINX_MISSING, pinSelf, publish, startBackend, startNginxChain, startPostern } from "../loadtest/rig.js";
+import { cpuSplit, findNginx, NGINX_MISSING, pinSelf, publish, settle, startBackend, startNginxChain, startPostern } from "../loadtest/rig.js";
 import { readMix, runLoad, type LoadOptions } from "../loadtest/run.js";
 
 const HELP = `Usage: postern loadtest --target URL [options]
@@ -122,7 +122,7 @@ async function compare(base: Omit<LoadOptions, "url">, headers: Record<string, s
     nginx = await startNginxChain(port, split.servers);
     const host = "loadtest.default.localhost";
     await publish(postern.dataDir, "Loadtest", `http://localhost:${port}/`, `http://${host}/`);
-    await new Promise((r) => setTimeout(r, 1000)); // the engine and connector pick the app up from the feed
+    await settle();
     pinSelf(split.loadgen);
     const targets: [string, string, Record<string, string>][] = [
       ["direct", `http://127.0.0.1:${port}/`, headers],

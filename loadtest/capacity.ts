@@ -5,18 +5,14 @@
  * P99 passes the SLO, errors pass 0.1%, or the achieved rate falls under 90% of the offered
  * one. The row's capacity is the highest offered load that passed.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { request } from "undici";
 import type { LabelledReport } from "./report.js";
-import { publish, startBackend, type Started } from "./rig.js";
+import { publish, runCli, startBackend, startCli } from "./rig.js";
 import { runLoad, type LoadReport } from "./run.js";
-
-const here = new URL(".", import.meta.url).pathname;
-const CLI = join(here, "../cli/postern.js");
 
 export interface CapacityRow {
   readonly cores: number;
@@ -85,29 +81,6 @@ export async function sweep(url: string, host: string, path: string, connections
   return { tps: pass, p99Ms: best?.latencyMs.p99 ?? null, steps };
 }
 
-/** Starts a CLI service (optionally pinned) and resolves its first JSON line. */
-function service(args: string[], cpus?: string): Started {
-  const [command, argv] = cpus === undefined ? [process.execPath, [CLI, ...args]] : ["taskset", ["-c", cpus, process.execPath, CLI, ...args]];
-  const child = spawn(command, argv, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, POSTERN_LOG_LEVEL: "warn" } });
-  const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on("line", (line) => {
-      if (!line.startsWith("{")) return;
-      lines.removeAllListeners("line");
-      resolve(JSON.parse(line) as Record<string, unknown>);
-    });
-    child.once("exit", (code) => reject(new Error(`postern ${args.slice(0, 2).join(" ")} exited with ${code}`)));
-  });
-  return { child, ready };
-}
-
-function run(args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, POSTERN_LOG_LEVEL: "warn" } });
-    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`postern ${args.slice(0, 2).join(" ")} exited with ${code}`))));
-  });
-}
-
 /**
  * Puts `pid` under a memory limit: a cgroup v2 group (memory.max) or a v1 memory group
  * (memory.limit_in_bytes). Needs root; returns a cleanup, or undefined when not possible.
@@ -166,19 +139,19 @@ export async function startCapacityRig(): Promise<CapacityRig> {
   const dir = mkdtempSync(join(tmpdir(), "postern-capacity-"));
   const dataDir = join(dir, "control");
   const children: ChildProcess[] = [];
-  const control = service(["control", "--data-dir", dataDir, "--port", "0", "--json"]);
+  const control = startCli(["control", "--data-dir", dataDir, "--port", "0", "--json"]);
   children.push(control.child);
   let connector: { child: ChildProcess; release: (() => void) | undefined } | undefined;
   try {
     await control.ready;
-    const engine = service(["engine", "--data-dir", dataDir, "--state-dir", join(dir, "engine"), "--tunnel-port", "0", "--http-port", "0", "--app-rate", "0", "--tenant-rate", "0", "--json"]);
+    const engine = startCli(["engine", "--data-dir", dataDir, "--state-dir", join(dir, "engine"), "--tunnel-port", "0", "--http-port", "0", "--app-rate", "0", "--tenant-rate", "0", "--json"]);
     children.push(engine.child);
     const { httpPort } = (await engine.ready) as { httpPort: number };
     const backend = startBackend(["1024"]);
     children.push(backend.child);
     const { port: backendPort } = (await backend.ready) as { port: number };
     const stateDir = join(dir, "connector");
-    await run(["connector", "register", "--data-dir", dataDir, "--state-dir", stateDir]);
+    await runCli(["connector", "register", "--data-dir", dataDir, "--state-dir", stateDir]);
     const host = "capacity.default.localhost";
     await publish(dataDir, "Capacity", `http://localhost:${backendPort}/`, `http://${host}/`);
     const stopConnector = async () => {
@@ -194,7 +167,7 @@ export async function startCapacityRig(): Promise<CapacityRig> {
       engineUrl: `http://127.0.0.1:${httpPort}`, host, backendPort,
       async connector(cores, memoryBytes) {
         await stopConnector();
-        const started = service(["connector", "run", "--state-dir", stateDir, "--json", "--grace-ms", "1000"], connectorCpus(cores));
+        const started = startCli(["connector", "run", "--state-dir", stateDir, "--json", "--grace-ms", "1000"], connectorCpus(cores));
         const release = limitMemory(started.child.pid!, memoryBytes);
         connector = { child: started.child, release };
         await started.ready;

@@ -10,6 +10,7 @@ import { createServer } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
 import { runLoad } from "./run.js";
 
 const here = new URL(".", import.meta.url).pathname;
@@ -27,19 +28,37 @@ export interface Figures {
 
 export interface Started {
   readonly child: ChildProcess;
-  /** The first line the process prints, as JSON. */
+  /** The first JSON line the process prints (uWS may print debug lines before it). */
   readonly ready: Promise<Record<string, unknown>>;
 }
 
-/** `cpus`: pin the process to these CPUs (taskset), e.g. "0" or "0-1". */
+/** A Node script as a long-running child; `cpus`: pin it to these CPUs (taskset), e.g. "0" or "0-1". */
 export function start(args: string[], cpus?: string): Started {
   const [command, argv] = cpus === undefined ? [process.execPath, args] : ["taskset", ["-c", cpus, process.execPath, ...args]];
   const child = spawn(command, argv, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, POSTERN_LOG_LEVEL: "warn" } });
   const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once("line", (line) => resolve(JSON.parse(line) as Record<string, unknown>));
-    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}`)));
+    const lines = createInterface({ input: child.stdout! });
+    lines.on("line", (line) => {
+      if (!line.startsWith("{")) return;
+      lines.removeAllListeners("line");
+      resolve(JSON.parse(line) as Record<string, unknown>);
+    });
+    child.once("exit", (code) => reject(new Error(`${args.slice(0, 3).join(" ")} exited with ${code}`)));
   });
   return { child, ready };
+}
+
+/** A long-running `postern` command (control, engine, connector run, up). */
+export function startCli(args: string[], cpus?: string): Started {
+  return start([CLI, ...args], cpus);
+}
+
+/** A one-shot `postern` command; rejects unless it exits 0. */
+export function runCli(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, POSTERN_LOG_LEVEL: "warn" } });
+    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`postern ${args.slice(0, 2).join(" ")} exited with ${code}`))));
+  });
 }
 
 /** The load-test backend (loadtest/backend.ts) with its arguments. */
@@ -50,7 +69,7 @@ export function startBackend(args: string[], cpus?: string): Started {
 /** `postern up` on fresh state, throttling off: the scenarios measure the data path, not the per-app limit. */
 export function startPostern(cpus?: string): Started & { dataDir: string } {
   const dataDir = mkdtempSync(join(tmpdir(), "postern-loadtest-"));
-  const up = start([CLI, "up", "--json", "--no-sample", "--data-dir", dataDir, "--control-port", "0", "--tunnel-port", "0", "--http-port", "0", "--app-rate", "0", "--tenant-rate", "0"], cpus);
+  const up = startCli(["up", "--json", "--no-sample", "--data-dir", dataDir, "--control-port", "0", "--tunnel-port", "0", "--http-port", "0", "--app-rate", "0", "--tenant-rate", "0"], cpus);
   return { ...up, dataDir };
 }
 
@@ -155,9 +174,8 @@ export function pinSelf(cpus: string | undefined): void {
 }
 
 /** Publishes a passthrough app through the CLI, with extra `postern app add` flags. */
-export async function publish(dataDir: string, name: string, internalUrl: string, externalUrl: string, flags: string[] = []): Promise<void> {
-  const add = spawn(process.execPath, [CLI, "app", "add", "--name", name, "--internal-url", internalUrl, "--external-url", externalUrl, "--preauth", "passthrough", "--data-dir", dataDir, ...flags], { stdio: ["ignore", "ignore", "inherit"] });
-  if ((await new Promise<number | null>((r) => add.once("exit", r))) !== 0) throw new Error(`publishing ${name} failed`);
+export function publish(dataDir: string, name: string, internalUrl: string, externalUrl: string, flags: string[] = []): Promise<void> {
+  return runCli(["app", "add", "--name", name, "--internal-url", internalUrl, "--external-url", externalUrl, "--preauth", "passthrough", "--data-dir", dataDir, ...flags]);
 }
 
 /** CPU time (user + system) a process has used, in µs, from /proc (clock ticks of 10 ms). */
@@ -191,3 +209,51 @@ export function row(name: string, f: Figures): string {
 }
 
 export const TABLE_HEAD = `${"".padEnd(22)} ${"req/s".padStart(9)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"errors".padStart(7)}`;
+
+/** What a scenario gets: its options, and the backend and `postern up` running and ready. */
+export interface ScenarioRig {
+  readonly seconds: number;
+  readonly connections: number;
+  readonly bytes: string;
+  readonly json: boolean;
+  readonly backendPort: number;
+  readonly engine: string;
+  readonly dataDir: string;
+  /** Backend, then Postern: the processes whose CPU per request the reports give. */
+  readonly pids: number[];
+}
+
+/**
+ * Runs a closed-loop scenario script: parses --seconds, --connections, --bytes and --json,
+ * starts the backend (`backendArgs(bytes)`) and `postern up`, runs `body`, stops both, and
+ * exits 1 with the error's message if anything fails.
+ */
+export function scenario(defaultBytes: string, backendArgs: (bytes: string) => string[], body: (rig: ScenarioRig) => Promise<void>): void {
+  const run = async () => {
+    const { values } = parseArgs({
+      options: { seconds: { type: "string", default: "10" }, connections: { type: "string", default: "50" }, bytes: { type: "string", default: defaultBytes }, json: { type: "boolean", default: false } },
+    });
+    const backend = startBackend(backendArgs(values.bytes));
+    const postern = startPostern();
+    try {
+      const { port } = (await backend.ready) as { port: number };
+      const { engine } = (await postern.ready) as { engine: string };
+      await body({
+        seconds: Number(values.seconds), connections: Number(values.connections), bytes: values.bytes, json: values.json,
+        backendPort: port, engine, dataDir: postern.dataDir, pids: [backend.child.pid!, postern.child.pid!],
+      });
+    } finally {
+      backend.child.kill("SIGTERM");
+      postern.child.kill("SIGTERM");
+    }
+  };
+  run().catch((err: unknown) => {
+    process.stderr.write(`loadtest: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}
+
+/** Lets the engine and connector pick newly published apps up from the feed. */
+export function settle(): Promise<void> {
+  return new Promise((r) => setTimeout(r, 1000));
+}
