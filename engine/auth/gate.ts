@@ -25,6 +25,7 @@ import { PosternError } from "../protocol/errors.js";
 import type { AuthResult, AuthTask, SessionKey } from "../workers/auth-task.js";
 import type { TaskInput, WorkerPool } from "../workers/pool.js";
 import type { EdgeApp, Route } from "../edge/routes.js";
+import { BoundedMap } from "../limits/bounded.js";
 import { fetchJson, Issuer } from "./issuer.js";
 import { denial, type Denial, type Identity } from "./policy.js";
 
@@ -110,28 +111,18 @@ interface CachedSession {
   readonly tid: string;
 }
 
-/** A bounded map that forgets its oldest entries first. */
-class Bounded<K, V> extends Map<K, V> {
-  constructor(private readonly max: number) {
-    super();
-  }
-
-  override set(key: K, value: V): this {
-    if (this.size >= this.max && !this.has(key)) this.delete(this.keys().next().value as K);
-    return super.set(key, value);
-  }
-}
+/** Per app object (a new one comes with each config snapshot): computed once, not per request. */
+const cookieIds = new WeakMap<EdgeApp, string>();
+const passthrough = new WeakMap<EdgeApp, IdentityHeaders>();
 
 function cookieId(app: EdgeApp): string {
-  return createHash("sha256").update(app.id ?? `${app.tenantId}/${app.name}`).digest("hex").slice(0, 12);
-}
-
-export function appOidc(app: EdgeApp): OidcAppSettings {
-  return app.oidc;
+  let id = cookieIds.get(app);
+  if (id === undefined) cookieIds.set(app, (id = createHash("sha256").update(app.id ?? `${app.tenantId}/${app.name}`).digest("hex").slice(0, 12)));
+  return id;
 }
 
 function clientIdOf(app: EdgeApp): string {
-  return appOidc(app).clientId ?? `postern-app-${app.id ?? app.name}`;
+  return app.oidc.clientId ?? `postern-app-${app.id ?? app.name}`;
 }
 
 function readCookie(headers: readonly (readonly [string, string])[], name: string): string | undefined {
@@ -176,13 +167,13 @@ export function safeReturn(value: string | null, route: Route): string | undefin
 export class AuthGate {
   #config: AuthConfig | undefined;
   readonly #issuers = new Map<string, Issuer>();
-  readonly #sessions = new Bounded<string, CachedSession>(MAX_CACHE);
-  readonly #bearers = new Bounded<string, { identity: Identity; app: string } | { error: string; until: number }>(MAX_CACHE);
-  readonly #assertions = new Bounded<string, { token: string; until: number }>(MAX_CACHE);
-  readonly #revoked = new Bounded<string, number>(MAX_REVOKED);
-  readonly #usedStates = new Bounded<string, number>(MAX_CACHE);
+  readonly #sessions = new BoundedMap<string, CachedSession>(MAX_CACHE);
+  readonly #bearers = new BoundedMap<string, { identity: Identity; app: string } | { error: string; until: number }>(MAX_CACHE);
+  readonly #assertions = new BoundedMap<string, { token: string; until: number }>(MAX_CACHE);
+  readonly #revoked = new BoundedMap<string, number>(MAX_REVOKED);
+  readonly #usedStates = new BoundedMap<string, number>(MAX_CACHE);
   /** Cookies signed out of (whether or not this engine had opened them): never accepted again here. */
-  readonly #revokedCookies = new Bounded<string, number>(MAX_REVOKED);
+  readonly #revokedCookies = new BoundedMap<string, number>(MAX_REVOKED);
   readonly #now: () => number;
 
   constructor(private readonly options: GateOptions) {
@@ -197,7 +188,7 @@ export class AuthGate {
   issuerFor(app: EdgeApp): Issuer | undefined {
     // Without a built-in IdP (control trusts an external one), an app must name its issuer.
     const builtIn = this.#config?.builtInIssuer ? `${this.#config.builtInIssuer}/.well-known/openid-configuration` : undefined;
-    const discovery = appOidc(app).discoveryUrl ?? builtIn;
+    const discovery = app.oidc.discoveryUrl ?? builtIn;
     if (discovery === undefined) return undefined;
     let issuer = this.#issuers.get(discovery);
     if (!issuer) {
@@ -244,16 +235,12 @@ export class AuthGate {
     if (authorization !== undefined && /^bearer\s/i.test(authorization)) return this.#bearer(authorization.slice(7).trim(), request, route);
     const cookie = readCookie(request.headers, this.#cookieName(route));
     if (cookie !== undefined) {
-      if (this.#revokedCookies.has(cookie)) return this.#noSession(request, route);
+      if (this.#revokedCookies.has(cookie)) return this.#notSignedIn(request, route, true);
       const cached = this.#sessions.get(cookie);
       if (cached) return this.#admitSession(cached, request, route);
       return this.#openSession(cookie, request, route);
     }
-    // No credentials. API clients (any Authorization, or not asking for a page) get a 401.
-    const accept = header(request.headers, "accept") ?? "";
-    const browser = header(request.headers, "sec-fetch-mode") === "navigate" || accept.includes("text/html");
-    if (!browser || authorization !== undefined || request.method !== "GET") return this.#unauthorized(route, request, "missing");
-    return this.#answer("to_signin", 200, { transactionId: request.requestId, signInUrl: this.#signInUrl(route, request.path + (request.query ? `?${request.query}` : "")) });
+    return this.#notSignedIn(request, route, false);
   }
 
   #unauthorized(route: Route, request: AuthRequest, why: "missing" | "invalid" | "insufficient_scope", description?: string): Verdict {
@@ -273,7 +260,7 @@ export class AuthGate {
   }
 
   #identity(payload: Record<string, unknown>, app: EdgeApp): Identity {
-    const claims = appOidc(app).claims;
+    const claims = app.oidc.claims;
     const authTime = typeof payload.auth_time === "number" ? payload.auth_time : typeof payload.iat === "number" ? payload.iat : this.#nowS();
     return {
       sub: String(payload.oid ?? payload.sub ?? ""),
@@ -316,14 +303,14 @@ export class AuthGate {
     try {
       const meta = await issuer.metadata();
       const jwks = await issuer.keys(kid);
-      const audience = appOidc(app).apiAudience ?? app.externalUrl;
+      const audience = app.oidc.apiAudience ?? app.externalUrl;
       const result = await this.#run({ op: "verify", token, jwks, issuer: meta.issuer, audience, nowS: this.#nowS(), skewS: CLOCK_SKEW_S });
       if (!result.ok) {
         this.#bearers.set(token, { error: result.reason, until: this.#now() + 10_000 });
         return this.#unauthorized(route, request, "invalid", result.reason);
       }
       const identity = this.#identity(result.payload, app);
-      const { apiScopes, apiRoles } = appOidc(app);
+      const { apiScopes, apiRoles } = app.oidc;
       if (apiScopes.length > 0 || apiRoles.length > 0) {
         const scopes = [...strings(result.payload.scp), ...strings(result.payload.scope)];
         if (!apiScopes.some((s) => scopes.includes(s)) && !apiRoles.some((r) => identity.roles.includes(r))) {
@@ -354,7 +341,7 @@ export class AuthGate {
     } catch (err) {
       return this.#answer(isOverload(err) ? "overloaded" : "auth_unavailable", 503, { transactionId: request.requestId });
     }
-    if (!result.ok) return this.#noSession(request, route); // tampered, foreign or from a retired key: as if absent
+    if (!result.ok) return this.#notSignedIn(request, route, true); // tampered, foreign or from a retired key: as if absent
     const p = result.payload;
     const session: CachedSession = {
       sid: String(p.sid ?? ""), app: String(p.app ?? ""), tid: String(p.tid ?? ""),
@@ -368,23 +355,23 @@ export class AuthGate {
     return this.#admitSession(session, request, route);
   }
 
-  #noSession(request: AuthRequest, route: Route): Verdict {
-    const accept = header(request.headers, "accept") ?? "";
-    if (request.method !== "GET" || !(accept.includes("text/html") || header(request.headers, "sec-fetch-mode") === "navigate")) {
-      return this.#unauthorized(route, request, "missing");
-    }
-    return this.#answer("to_signin", 200, { transactionId: request.requestId, signInUrl: this.#signInUrl(route, request.path + (request.query ? `?${request.query}` : "")) },
-      [["set-cookie", `${this.#cookieName(route)}=; ${this.#cookieAttributes(route, route.prefix, 0)}`]]);
+  /**
+   * No valid session: a page navigation goes to sign-in (dropping a worthless cookie on the
+   * way); anything else is an API client and gets a 401, never a redirect.
+   */
+  #notSignedIn(request: AuthRequest, route: Route, clearCookie: boolean): Verdict {
+    if (!wantsPage(request)) return this.#unauthorized(route, request, "missing");
+    return this.#answer("to_signin", 200, { transactionId: request.requestId, signInUrl: this.#signInUrl(route, requested(request)) },
+      clearCookie ? [["set-cookie", `${this.#cookieName(route)}=; ${this.#cookieAttributes(route, route.prefix, 0)}`]] : []);
   }
 
   #admitSession(session: CachedSession, request: AuthRequest, route: Route): Verdict | Promise<Verdict> {
     const app = route.app;
     // Bound to this tenant and this app: a cookie of app A is worthless at app B.
-    if (session.app !== (app.id ?? app.name) || session.tid !== app.tenantId || this.#revoked.has(session.sid)) return this.#noSession(request, route);
+    if (session.app !== appKey(app) || session.tid !== app.tenantId || this.#revoked.has(session.sid)) return this.#notSignedIn(request, route, true);
     const why = denial(session.identity, app, request.clientAddress, this.#nowS());
     if (why) {
-      const signInUrl = this.#signInUrl(route, request.path + (request.query ? `?${request.query}` : ""));
-      return this.#answer("denied", 403, { reason: why, transactionId: request.requestId, signInUrl });
+      return this.#answer("denied", 403, { reason: why, transactionId: request.requestId, signInUrl: this.#signInUrl(route, requested(request)) });
     }
     return this.#pass(session.identity, session.sid, route);
   }
@@ -398,8 +385,8 @@ export class AuthGate {
       const value = claimValue(identity, claim);
       if (value !== undefined) set.push([name.toLowerCase(), value]);
     }
-    const drop = ssoHeaderNames(app);
-    if (!appOidc(app).identityAssertion || !this.#config) return { kind: "pass", identity, headers: { drop, set } };
+    const { drop } = noIdentity(app);
+    if (!app.oidc.identityAssertion || !this.#config) return { kind: "pass", identity, headers: { drop, set } };
     const key = `${cacheKey}|${app.tenantId}/${app.name}`;
     const cached = this.#assertions.get(key);
     if (cached && cached.until > this.#now()) return { kind: "pass", identity, headers: { drop, set: [...set, ["x-postern-identity", cached.token]] } };
@@ -447,7 +434,7 @@ export class AuthGate {
       const exp = this.#nowS() + TRANSACTION_TTL_S;
       const sealed = await this.#run({ op: "seal", key: this.#config.sessionKeys[0]!, payload: { typ: "tx", state, nonce, verifier, back: target, app: appKey(route.app), exp } });
       if (!sealed.ok || !sealed.token) throw new PosternError("POSTERN_AUTH_UNAVAILABLE", "the sign-in transaction could not be sealed");
-      const oidc = appOidc(route.app);
+      const oidc = route.app.oidc;
       const authorize = new URL(meta.authorization_endpoint);
       authorize.search = new URLSearchParams({
         response_type: "code", client_id: clientIdOf(route.app), redirect_uri: this.#redirectUri(route),
@@ -563,6 +550,17 @@ export class AuthGate {
   }
 }
 
+/** A browser navigating to a page, rather than a script or an API client. */
+function wantsPage(request: AuthRequest): boolean {
+  if (request.method !== "GET" || header(request.headers, "authorization") !== undefined) return false;
+  return header(request.headers, "sec-fetch-mode") === "navigate" || (header(request.headers, "accept") ?? "").includes("text/html");
+}
+
+/** The path and query the user asked for. */
+function requested(request: AuthRequest): string {
+  return request.query ? `${request.path}?${request.query}` : request.path;
+}
+
 function appKey(app: EdgeApp): string {
   return app.id ?? app.name;
 }
@@ -571,10 +569,14 @@ function isOverload(err: unknown): boolean {
   return /queue is full/.test((err as Error).message ?? "");
 }
 
-/** Lower-case names of the app's SSO headers: client copies of them never reach the backend. */
-export function ssoHeaderNames(app: EdgeApp): ReadonlySet<string> {
-  const mapping = app.ssoHeaders ?? {};
-  return new Set(Object.keys(mapping).map((n) => n.toLowerCase()));
+/**
+ * No identity to set, only client copies of the app's SSO headers to drop (they never reach
+ * the backend): the headers of apps without pre-authentication, made once per app.
+ */
+export function noIdentity(app: EdgeApp): IdentityHeaders {
+  let headers = passthrough.get(app);
+  if (!headers) passthrough.set(app, (headers = { drop: new Set(Object.keys(app.ssoHeaders ?? {}).map((n) => n.toLowerCase())), set: [] }));
+  return headers;
 }
 
 function claimValue(identity: Identity, claim: string): string | undefined {

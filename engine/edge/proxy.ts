@@ -14,7 +14,7 @@ import type { EdgeLimits } from "../limits/config.js";
 import { DeadlineWheel, type Timers } from "../limits/deadlines.js";
 import type { Throttle } from "../limits/throttle.js";
 import type { ConnectorRegistry } from "../tunnel/registry.js";
-import { ssoHeaderNames, type AuthGate, type IdentityHeaders, type Verdict } from "../auth/gate.js";
+import { noIdentity, type AuthGate, type IdentityHeaders, type Verdict } from "../auth/gate.js";
 import { TranslatePool, type TranslateLimits } from "../workers/pool.js";
 import { BodyTranslation, translationPlan } from "../workers/translation.js";
 import { backendTarget, requestHeaders, responseHeaders } from "./headers.js";
@@ -232,7 +232,7 @@ export function handleHttp(state: EdgeState, res: HttpResponse, req: HttpRequest
   }
   const { route } = admitted;
   if (route.app.preAuthentication !== "oidc") {
-    forward(state, res, request, route, admitted.session, { drop: ssoHeaderNames(route.app), set: [] });
+    forward(state, res, request, route, admitted.session, noIdentity(route.app));
     return;
   }
   authorize(state, res, request, route, unread, (identity, body) => forward(state, res, request, route, body ? pickSession(state.registry, route.app) : admitted.session, identity, body));

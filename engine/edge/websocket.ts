@@ -14,7 +14,7 @@ import { uws, type TemplatedApp, type WebSocket } from "../uws/index.js";
 import { outside } from "./outside.js";
 import { STATUS_TEXT } from "./pages.js";
 import { admit, authorize, backendTimeoutMs, failureKind, openStream, pickSession, readRequest, sendError, type EdgeState } from "./proxy.js";
-import { ssoHeaderNames, type IdentityHeaders } from "../auth/gate.js";
+import { noIdentity, type IdentityHeaders } from "../auth/gate.js";
 import type { Session } from "../mux/session.js";
 import { responseHeaders } from "./headers.js";
 
@@ -83,7 +83,7 @@ export function attachWebSockets(app: TemplatedApp, state: EdgeState, scheme: "h
           }
         });
       };
-      if (admitted.route.app.preAuthentication !== "oidc") return relay({ drop: ssoHeaderNames(admitted.route.app), set: [] }, admitted.session);
+      if (admitted.route.app.preAuthentication !== "oidc") return relay(noIdentity(admitted.route.app), admitted.session);
       authorize(state, res, request, admitted.route, false, (identity) => relay(identity, pickSession(state.registry, admitted.route.app)));
     },
     open: (ws: WebSocket<Relay>) => {

@@ -5,6 +5,7 @@
  * asymmetric ones (never `none`, never HS* with a public key).
  */
 import { compactDecrypt, CompactEncrypt, createLocalJWKSet, importJWK, jwtVerify, SignJWT, type JWK, type JWTVerifyGetKey } from "jose";
+import { BoundedMap } from "../limits/bounded.js";
 import { markStarted } from "./started.js";
 
 export const TOKEN_ALGORITHMS = ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"];
@@ -26,22 +27,15 @@ export type AuthTask =
 
 export type AuthResult = { readonly ok: true; readonly payload: Record<string, unknown>; readonly token?: string } | { readonly ok: false; readonly reason: string };
 
-const MAX_KEY_SETS = 64;
-const keySets = new Map<string, JWTVerifyGetKey>();
+/** Imported keys, kept per key set and per signing key (a worker serves a few issuers). */
+const keySets = new BoundedMap<string, JWTVerifyGetKey>(64);
+const signingKeys = new BoundedMap<string, Promise<Awaited<ReturnType<typeof importJWK>>>>(64);
 
 function keySet(jwks: readonly JWK[]): JWTVerifyGetKey {
-  const id = JSON.stringify(jwks);
-  let set = keySets.get(id);
-  if (!set) {
-    set = createLocalJWKSet({ keys: [...jwks] });
-    keySets.set(id, set);
-    if (keySets.size > MAX_KEY_SETS) keySets.delete(keySets.keys().next().value!);
-  }
-  return set;
+  return keySets.getOrMake(JSON.stringify(jwks), () => createLocalJWKSet({ keys: [...jwks] }));
 }
 
 const decoder = new TextDecoder();
-const signingKeys = new Map<string, Awaited<ReturnType<typeof importJWK>>>();
 
 /** Why a token failed, in words for the sign-in log and the error page. */
 function reasonOf(err: unknown): string {
@@ -75,12 +69,7 @@ export default async function authTask(task: AuthTask): Promise<AuthResult> {
         return { ok: true, payload: {}, token };
       }
       case "sign": {
-        let key = signingKeys.get(task.key.kid);
-        if (!key) {
-          key = await importJWK(task.key, "ES256");
-          signingKeys.set(task.key.kid, key);
-          if (signingKeys.size > MAX_KEY_SETS) signingKeys.delete(signingKeys.keys().next().value!);
-        }
+        const key = await signingKeys.getOrMake(task.key.kid, () => importJWK(task.key, "ES256"));
         const token = await new SignJWT(task.payload).setProtectedHeader({ alg: "ES256", kid: task.key.kid, typ: "JWT" }).sign(key);
         return { ok: true, payload: {}, token };
       }

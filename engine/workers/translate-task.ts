@@ -6,6 +6,7 @@
 import { move, transferableSymbol, valueSymbol } from "piscina";
 import { LinkMap, type LinkMapping } from "./links.js";
 import { rewriteChunk, type BodyKind, type RewriteState } from "./rewrite.js";
+import { BoundedMap } from "../limits/bounded.js";
 import { markStarted } from "./started.js";
 
 export { markStarted };
@@ -30,18 +31,8 @@ export interface ChunkResult {
   readonly ms: number;
 }
 
-const MAX_LINK_MAPS = 64;
-const linkMaps = new Map<string, LinkMap>();
-
-function linkMap(key: string, mappings: readonly LinkMapping[]): LinkMap {
-  let map = linkMaps.get(key);
-  if (!map) {
-    map = new LinkMap(mappings);
-    linkMaps.set(key, map);
-    if (linkMaps.size > MAX_LINK_MAPS) linkMaps.delete(linkMaps.keys().next().value!);
-  }
-  return map;
-}
+/** Link maps by key: built once per tenant and config snapshot, the last few kept. */
+const linkMaps = new BoundedMap<string, LinkMap>(64);
 
 /** Several chunks (of different responses) in one message: one round trip between threads for all. */
 export interface BatchTask {
@@ -54,7 +45,7 @@ export type BatchResult = ({ readonly ok: true } & ChunkResult | { readonly ok: 
 
 function translateOne(task: Omit<ChunkTask, "slot">): ChunkResult {
   const started = performance.now();
-  const { out, state } = rewriteChunk(task.kind, task.state, task.chunk, task.final, linkMap(task.linksKey, task.links));
+  const { out, state } = rewriteChunk(task.kind, task.state, task.chunk, task.final, linkMaps.getOrMake(task.linksKey, () => new LinkMap(task.links)));
   // Untouched pages come back as a view of the input, which is ours to move back. Anything
   // else is moved only if it owns its whole buffer: never a slab of Node's shared Buffer pool.
   const movable = out.buffer === task.chunk.buffer || (out.byteOffset === 0 && out.byteLength === out.buffer.byteLength);
