@@ -32,9 +32,16 @@ export interface Started {
   readonly ready: Promise<Record<string, unknown>>;
 }
 
+/**
+ * Node flags for the rig's long-running children, from $POSTERN_RIG_NODE_FLAGS: profiling a
+ * scenario (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") needs flags that NODE_OPTIONS refuses.
+ */
+const NODE_FLAGS = process.env.POSTERN_RIG_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
+
 /** A Node script as a long-running child; `cpus`: pin it to these CPUs (taskset), e.g. "0" or "0-1". */
 export function start(args: string[], cpus?: string): Started {
-  const [command, argv] = cpus === undefined ? [process.execPath, args] : ["taskset", ["-c", cpus, process.execPath, ...args]];
+  const node = [process.execPath, ...NODE_FLAGS, ...args];
+  const [command, argv] = cpus === undefined ? [node[0]!, node.slice(1)] : ["taskset", ["-c", cpus, ...node]];
   const child = spawn(command, argv, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, POSTERN_LOG_LEVEL: "warn" } });
   const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });

@@ -51,8 +51,8 @@ type Context =
 
 export interface HtmlState {
   readonly kind: "html";
-  /** Bytes held from the previous chunk, scanned again in front of the next one. */
-  readonly held: Uint8Array;
+  /** Bytes held from the previous chunk (latin1: one character per byte), scanned again in front of the next one. */
+  readonly held: string;
   readonly context: Context;
 }
 
@@ -79,13 +79,13 @@ function isAlpha(c: number): boolean {
 /** Rewrites one chunk of a page; returns the bytes that are final and the state to carry. */
 export function rewriteHtml(state: HtmlState | undefined, chunk: Uint8Array, final: boolean, links: LinkMap): { out: Buffer; state: HtmlState } {
   const input = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-  const held = state?.held;
-  const bytes = held && held.length > 0 ? Buffer.concat([held, input]) : input;
+  const held = state?.held ?? "";
   // Scanned as a latin1 string (one character per byte): V8 inlines charCodeAt and indexOf on
   // strings, where each Buffer call would cross into C++.
-  const scan = new Scanner(bytes.toString("latin1"), final, links, state?.context ?? TEXT);
+  const text = input.toString("latin1");
+  const scan = new Scanner(held.length > 0 ? held + text : text, final, links, state?.context ?? TEXT);
   scan.run();
-  return { out: scan.output(bytes), state: { kind: "html", held: Uint8Array.prototype.slice.call(bytes, scan.safe), context: scan.context } };
+  return { out: scan.output(input, held.length), state: { kind: "html", held: scan.heldText(), context: scan.context } };
 }
 
 /**
@@ -102,6 +102,8 @@ class Scanner {
   readonly #edits: Edit[] = [];
   /** Values of the attributes that matter in the tag being read; most tags have none. */
   #values: { attr: string; start: number; end: number }[] | null = null;
+  /** The next "//" at or after the scan (see #slashesFrom); -1 until searched. */
+  #slashes = -1;
 
   constructor(private readonly b: string, private readonly final: boolean, private readonly links: LinkMap, context: Context) {
     this.context = context;
@@ -116,23 +118,28 @@ class Scanner {
     }
   }
 
-  /** The final bytes: a view of `bytes` when nothing changed, else one new buffer. */
-  output(bytes: Buffer): Buffer {
+  /**
+   * The final bytes: a view of the input when nothing changed and nothing was held before it,
+   * else one new buffer, written once from the text with the edits spliced in (a few large
+   * copies beat a native call per edit).
+   */
+  output(input: Buffer, heldBefore: number): Buffer {
     const edits = this.#edits;
-    if (edits.length === 0) return bytes.subarray(0, this.safe);
-    let length = this.safe;
-    for (const e of edits) length += e.text.length - (e.end - e.start);
-    // Untouched spans are copied from the input bytes; only the new URLs are encoded.
-    const out = Buffer.allocUnsafeSlow(length);
+    if (edits.length === 0 && heldBefore === 0) return input.subarray(0, this.safe);
+    const b = this.b;
+    let out = "";
     let from = 0;
-    let to = 0;
     for (const e of edits) {
-      to += bytes.copy(out, to, from, e.start);
-      to += out.write(e.text, to, "latin1");
+      out += b.slice(from, e.start) + e.text;
       from = e.end;
     }
-    bytes.copy(out, to, from, this.safe);
-    return out;
+    out += b.slice(from, this.safe);
+    return Buffer.from(out, "latin1");
+  }
+
+  /** What the next chunk must see again in front of its own bytes. */
+  heldText(): string {
+    return this.safe < this.b.length ? this.b.slice(this.safe) : "";
   }
 
   /** Everything up to the end is final. */
@@ -243,18 +250,35 @@ class Scanner {
     const n = b.length;
     let i = nameStart;
     while (i < n && (CLASS[b.charCodeAt(i)]! & ENDS_NAME) === 0) i++;
-    if (i >= n) return this.#holdFrom(lt, { in: "tag", name: "", quote: 0 });
-    const name = start ? b.slice(nameStart, i).toLowerCase() : "";
-    const wanted = start ? (URL_ATTRIBUTES.get(name) ?? NONE) : NONE;
+    // The name becomes a string only when it can matter: a raw-text element, or a tag with a
+    // value that holds a link (below); most tags are neither.
+    const raw = start ? rawTextName(b, nameStart, i) : undefined;
+    if (i >= n) return this.#holdFrom(lt, { in: "tag", name: raw ?? "", quote: 0 });
     this.#values = null;
-    const end = this.#attributes(i, wanted);
-    if (end < 0) return this.#holdFrom(lt, { in: "tag", name, quote: -1 - end });
-    if (this.#values !== null) this.#tagEdits(name, this.#values);
-    return this.#enter(start && RAW_TEXT.has(name) ? { in: "raw", name } : TEXT, end);
+    const end = this.#attributes(i, start && isMeta(b, nameStart, i));
+    if (end < 0) return this.#holdFrom(lt, { in: "tag", name: raw ?? "", quote: -1 - end });
+    if (this.#values !== null) this.#tagEdits(start ? b.slice(nameStart, i).toLowerCase() : "", this.#values);
+    return this.#enter(raw !== undefined ? { in: "raw", name: raw } : TEXT, end);
   }
 
-  /** Reads attributes from `i` to the tag's ">", recording those in `wanted` (and style). */
-  #attributes(i: number, wanted: readonly string[]): TagEnd {
+  /**
+   * Where the next "//" starts at or after `i` (b.length when none). Every URL that can be
+   * translated has one ("scheme://host" or "//host"), so values without one are skipped
+   * unread: one native search serves every attribute up to the next link.
+   */
+  #slashesFrom(i: number): number {
+    if (this.#slashes < i) {
+      const at = this.b.indexOf("//", i);
+      this.#slashes = at < 0 ? this.b.length : at;
+    }
+    return this.#slashes;
+  }
+
+  /**
+   * Reads attributes from `i` to the tag's ">", recording the values that can hold a link to
+   * translate (by the tag's name, later) and, in a meta tag, every value (http-equiv names no link).
+   */
+  #attributes(i: number, meta: boolean): TagEnd {
     const b = this.b;
     const n = b.length;
     for (;;) {
@@ -288,11 +312,9 @@ class Scanner {
         if (i >= n) return OUT_OF_INPUT;
         valueEnd = i;
       }
-      const length = nameEnd - nameStart;
       // Only names that can matter become strings: the longest is "http-equiv".
-      if (length <= 10 && (wanted.length > 0 || length === 5)) {
-        const attr = b.slice(nameStart, nameEnd).toLowerCase();
-        if (attr === "style" || wanted.includes(attr)) (this.#values ??= []).push({ attr, start: valueStart, end: valueEnd });
+      if ((meta || this.#slashesFrom(valueStart) + 2 <= valueEnd) && nameEnd - nameStart <= 10) {
+        (this.#values ??= []).push({ attr: b.slice(nameStart, nameEnd).toLowerCase(), start: valueStart, end: valueEnd });
       }
     }
   }
@@ -316,23 +338,21 @@ class Scanner {
   }
 
   #tagEdits(name: string, values: readonly { attr: string; start: number; end: number }[]): void {
+    const wanted = URL_ATTRIBUTES.get(name) ?? NONE;
     let refresh = false;
     let content: { start: number; end: number } | undefined;
     for (const v of values) {
-      const value = this.b.slice(v.start, v.end);
-      if (name === "meta") {
-        if (v.attr === "http-equiv" && value.trim().toLowerCase() === "refresh") refresh = true;
-        else if (v.attr === "content") content = v;
-        else if (v.attr === "style") this.#edits.push(...cssEdits(value, this.links, v.start));
+      if (v.attr !== "style" && !wanted.includes(v.attr)) continue;
+      if (name === "meta" && v.attr === "http-equiv") {
+        if (this.b.slice(v.start, v.end).trim().toLowerCase() === "refresh") refresh = true;
+      } else if (name === "meta" && v.attr === "content") {
+        content = v;
       } else if (v.attr === "style") {
-        this.#edits.push(...cssEdits(value, this.links, v.start));
+        this.#edits.push(...cssEdits(this.b.slice(v.start, v.end), this.links, v.start));
       } else if (v.attr === "srcset") {
-        this.#edits.push(...srcsetEdits(value, this.links, v.start));
+        this.#edits.push(...srcsetEdits(this.b.slice(v.start, v.end), this.links, v.start));
       } else {
-        const lead = value.length - value.trimStart().length;
-        const url = value.trim();
-        const translated = this.links.translate(url);
-        if (translated !== undefined) this.#edits.push({ start: v.start + lead, end: v.start + lead + url.length, text: translated });
+        this.#urlEdit(v.start, v.end);
       }
     }
     if (refresh && content) {
@@ -344,6 +364,15 @@ class Scanner {
         this.#edits.push({ start: at, end: at + m[2]!.length, text: translated });
       }
     }
+  }
+
+  /** The URL of an attribute value b[start, end), without the spaces a URL parser strips around it. */
+  #urlEdit(start: number, end: number): void {
+    const b = this.b;
+    while (start < end && b.charCodeAt(start) <= 0x20) start++;
+    while (end > start && b.charCodeAt(end - 1) <= 0x20) end--;
+    const translated = this.links.translateAt(b, start, end);
+    if (translated !== undefined) this.#edits.push({ start, end, text: translated });
   }
 
   /** Content of a raw-text element: up to its end tag ("</name" then space, "/" or ">"). */
@@ -391,6 +420,34 @@ class Scanner {
 }
 
 const NONE: readonly string[] = [];
+
+/** Raw-text element names by length, to recognise one without making a string of every tag name. */
+const RAW_BY_LENGTH: readonly (readonly string[])[] = (() => {
+  const byLength: string[][] = [];
+  for (const name of RAW_TEXT) (byLength[name.length] ??= []).push(name);
+  return byLength;
+})();
+
+/** Whether b[start, end) spells `name` (lower-case ASCII) in any case. */
+function spells(b: string, start: number, name: string): boolean {
+  for (let k = 0; k < name.length; k++) {
+    // For a lower-case letter, c | 0x20 equals it only for that letter and its upper case.
+    if ((b.charCodeAt(start + k) | 0x20) !== name.charCodeAt(k)) return false;
+  }
+  return true;
+}
+
+/** The raw-text element named by b[start, end), or undefined. */
+function rawTextName(b: string, start: number, end: number): string | undefined {
+  const names = RAW_BY_LENGTH[end - start];
+  if (names === undefined) return undefined;
+  for (const name of names) if (spells(b, start, name)) return name;
+  return undefined;
+}
+
+function isMeta(b: string, start: number, end: number): boolean {
+  return end - start === 4 && spells(b, start, "meta");
+}
 
 /** Every candidate URL of a srcset ("a.png 1x, b.png 2x"). */
 function srcsetEdits(value: string, links: LinkMap, offset: number): Edit[] {

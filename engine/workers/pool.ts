@@ -11,7 +11,9 @@ import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
 import { PosternError, type ErrorCode } from "../protocol/errors.js";
-import type { BatchResult, BatchTask, ChunkResult, ChunkTask } from "./translate-task.js";
+import type { LinkMapping } from "./links.js";
+import type { BodyKind, RewriteState } from "./rewrite.js";
+import type { BatchResult, BatchTask } from "./translate-task.js";
 
 export interface PoolLimits {
   /** Worker threads. */
@@ -152,17 +154,41 @@ export const DEFAULT_TRANSLATE_LIMITS: TranslateLimits = Object.freeze({
 /** Most chunks sent to a worker in one message. */
 const MAX_BATCH = 32;
 
+/** One chunk of a response body to translate. */
+export interface ChunkInput {
+  readonly kind: BodyKind;
+  readonly state: RewriteState | undefined;
+  /** The chunk's bytes, in pieces (the writes that made it); they are copied, not kept. */
+  readonly input: readonly Uint8Array[];
+  readonly final: boolean;
+  readonly links: { readonly key: string; readonly mappings: readonly LinkMapping[] };
+}
+
+export interface ChunkOutput {
+  readonly out: Buffer;
+  readonly state: RewriteState;
+  /** Worker time the chunk took, ms (a response's budget counts it). */
+  readonly ms: number;
+}
+
 interface Waiting {
-  readonly chunk: TaskInput<ChunkTask>;
-  readonly resolve: (result: ChunkResult) => void;
+  readonly chunk: ChunkInput;
+  readonly resolve: (result: ChunkOutput) => void;
   readonly reject: (err: Error) => void;
+}
+
+function byteLength(pieces: readonly Uint8Array[]): number {
+  let n = 0;
+  for (const p of pieces) n += p.length;
+  return n;
 }
 
 /**
  * Body translation (engine/workers/translate-task.ts). Chunks of every response that arrive in
- * the same event-loop turn go to a worker as one batch: the cost of a round trip between
- * threads is paid once per turn, not per chunk. A batch that fails as a whole (its worker hung
- * or died) is split and each chunk tried alone, so only the chunk at fault fails its response.
+ * the same event-loop turn go to a worker as one batch, their bytes packed into one buffer:
+ * the cost of a round trip between threads is paid once per turn, not per chunk. A batch that
+ * fails as a whole (its worker hung or died) is split and each chunk tried alone, so only the
+ * chunk at fault fails its response.
  */
 export class TranslatePool extends WorkerPool<BatchTask, BatchResult> {
   readonly limits: TranslateLimits;
@@ -175,8 +201,8 @@ export class TranslatePool extends WorkerPool<BatchTask, BatchResult> {
     this.limits = all;
   }
 
-  /** Translates one chunk; `chunk` is moved to the worker. */
-  translate(chunk: TaskInput<ChunkTask>): Promise<ChunkResult> {
+  /** Translates one chunk. */
+  translate(chunk: ChunkInput): Promise<ChunkOutput> {
     return new Promise((resolve, reject) => {
       this.#waiting.push({ chunk, resolve, reject });
       if (this.#waiting.length === 1) setImmediate(() => this.#flush());
@@ -191,18 +217,33 @@ export class TranslatePool extends WorkerPool<BatchTask, BatchResult> {
   }
 
   #send(batch: Waiting[], retryAlone: boolean): void {
-    // A copy of each input stays here until the batch is done, so a failed batch can be retried chunk by chunk.
-    const kept = retryAlone && batch.length > 1 ? batch.map((w) => new Uint8Array(w.chunk.chunk)) : undefined;
-    const buffers = [...new Set(batch.map((w) => w.chunk.chunk.buffer as ArrayBuffer))];
-    this.run({ chunks: batch.map((w) => w.chunk) }, buffers).then(
-      (results) => batch.forEach((w, i) => {
-        const r = results[i]!;
-        if (r.ok) w.resolve(r);
-        else w.reject(new PosternError("POSTERN_TRANSLATE", `body translation failed: ${r.error}`));
-      }),
+    // The inputs are copied into the batch's buffer, which is moved to the worker; the
+    // originals stay here until the batch is done, so a failed batch can be retried chunk by chunk.
+    const sizes = batch.map((w) => byteLength(w.chunk.input));
+    const input = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
+    let at = 0;
+    for (const w of batch) for (const piece of w.chunk.input) {
+      input.set(piece, at);
+      at += piece.length;
+    }
+    const links: Record<string, readonly LinkMapping[]> = {};
+    const chunks = batch.map(({ chunk }, i) => {
+      links[chunk.links.key] = chunk.links.mappings;
+      return { kind: chunk.kind, state: chunk.state, length: sizes[i]!, final: chunk.final, linksKey: chunk.links.key };
+    });
+    this.run({ input, chunks, links }, [input.buffer]).then(
+      ({ output, chunks: outcomes }) => {
+        let from = output.byteOffset;
+        batch.forEach((w, i) => {
+          const r = outcomes[i]!;
+          if (!r.ok) return w.reject(new PosternError("POSTERN_TRANSLATE", `body translation failed: ${r.error}`));
+          w.resolve({ out: Buffer.from(output.buffer, from, r.length), state: r.state, ms: r.ms });
+          from += r.length;
+        });
+      },
       (err: Error) => {
-        if (!kept) return batch.forEach((w) => w.reject(err));
-        batch.forEach((w, i) => this.#send([{ ...w, chunk: { ...w.chunk, chunk: kept[i]! } }], false));
+        if (!retryAlone || batch.length === 1) return batch.forEach((w) => w.reject(err));
+        for (const w of batch) this.#send([w], false);
       },
     );
   }

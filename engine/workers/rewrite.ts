@@ -20,5 +20,5 @@ export function rewriteChunk(kind: BodyKind, state: RewriteState | undefined, in
 /** Whether a rewriter still holds input back (the end of the body must then go to a worker). */
 export function holdsInput(state: RewriteState | undefined): boolean {
   if (state === undefined) return false;
-  return state.kind === "css" ? state.pending.length > 0 : state.held.length > 0;
+  return (state.kind === "css" ? state.pending : state.held).length > 0;
 }

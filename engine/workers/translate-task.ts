@@ -1,7 +1,11 @@
 /**
- * The piscina task that translates one chunk of an HTML or CSS body. Stateless between calls:
- * the rewriter's state comes with the task and goes back with the result. Input arrives as a
- * transferred ArrayBuffer; the output is written into a buffer of its own and transferred back.
+ * The piscina task that translates the chunks of HTML and CSS bodies. Stateless between calls:
+ * each chunk's rewriter state comes with the task and goes back with the result.
+ *
+ * A task is a batch: the chunks of every response that reached the pool in one event-loop
+ * turn. Their bytes travel packed in one transferred buffer each way, so what crosses between
+ * threads per chunk is a few numbers and its (small) state, never a buffer of its own: moving
+ * an ArrayBuffer costs about as much as copying a few KiB, and a page is one or two chunks.
  */
 import { move, transferableSymbol, valueSymbol } from "piscina";
 import { LinkMap, type LinkMapping } from "./links.js";
@@ -11,57 +15,66 @@ import { markStarted } from "./started.js";
 
 export { markStarted };
 
-/** One chunk of one response (sent to a worker inside a BatchTask). */
+/** One chunk of one response, its bytes in the batch's input. */
 export interface ChunkTask {
   readonly kind: BodyKind;
   readonly state: RewriteState | undefined;
-  readonly chunk: Uint8Array;
+  /** Bytes of the batch's input that are this chunk's, after those of the chunks before it. */
+  readonly length: number;
   readonly final: boolean;
-  /** Identifies `links`: a worker builds each link map once and keeps the last few. */
+  /** The tenant's links, by key into the batch's `links`. */
   readonly linksKey: string;
-  readonly links: readonly LinkMapping[];
+}
+
+export interface BatchTask {
+  /** Every chunk's bytes, one after another (moved, not copied). */
+  readonly input: Uint8Array;
+  readonly chunks: readonly ChunkTask[];
+  /** The link mappings of each key the chunks use; a worker builds each map once and keeps the last few. */
+  readonly links: Readonly<Record<string, readonly LinkMapping[]>>;
   /** The pool's clock slot for this task (markStarted). */
   readonly slot: number;
 }
 
-export interface ChunkResult {
-  readonly out: Uint8Array;
-  readonly state: RewriteState;
-  /** Time this chunk took on the worker, ms (the response's CPU budget counts it). */
-  readonly ms: number;
+/** Per chunk: its output (`length` bytes of the batch's output, in order) or why it failed. */
+export type ChunkOutcome =
+  | { readonly ok: true; readonly length: number; readonly state: RewriteState; readonly ms: number }
+  | { readonly ok: false; readonly error: string };
+
+export interface BatchResult {
+  /** Every successful chunk's output, one after another (moved back). */
+  readonly output: Uint8Array;
+  readonly chunks: readonly ChunkOutcome[];
 }
 
 /** Link maps by key: built once per tenant and config snapshot, the last few kept. */
 const linkMaps = new BoundedMap<string, LinkMap>(64);
 
-/** Several chunks (of different responses) in one message: one round trip between threads for all. */
-export interface BatchTask {
-  readonly chunks: readonly Omit<ChunkTask, "slot">[];
-  readonly slot: number;
-}
-
-/** Per chunk of a batch: its result, or why it failed (one bad chunk fails only its response). */
-export type BatchResult = ({ readonly ok: true } & ChunkResult | { readonly ok: false; readonly error: string })[];
-
-function translateOne(task: Omit<ChunkTask, "slot">): ChunkResult {
-  const started = performance.now();
-  const { out, state } = rewriteChunk(task.kind, task.state, task.chunk, task.final, linkMaps.getOrMake(task.linksKey, () => new LinkMap(task.links)));
-  // Untouched pages come back as a view of the input, which is ours to move back. Anything
-  // else is moved only if it owns its whole buffer: never a slab of Node's shared Buffer pool.
-  const movable = out.buffer === task.chunk.buffer || (out.byteOffset === 0 && out.byteLength === out.buffer.byteLength);
-  const bytes = movable ? out : new Uint8Array(out);
-  return { out: bytes, state, ms: performance.now() - started };
-}
-
 export default function translateBatch(task: BatchTask): unknown {
   markStarted(task);
-  const results: BatchResult = task.chunks.map((chunk) => {
+  const outputs: Buffer[] = [];
+  let total = 0;
+  let at = 0;
+  // One bad chunk fails only its response: the others of the batch go on.
+  const chunks = task.chunks.map((chunk): ChunkOutcome => {
+    const input = task.input.subarray(at, (at += chunk.length));
     try {
-      return { ok: true as const, ...translateOne(chunk) };
+      const started = performance.now();
+      const links = linkMaps.getOrMake(chunk.linksKey, () => new LinkMap(task.links[chunk.linksKey] ?? []));
+      const { out, state } = rewriteChunk(chunk.kind, chunk.state, input, chunk.final, links);
+      outputs.push(out);
+      total += out.length;
+      return { ok: true, length: out.length, state, ms: performance.now() - started };
     } catch (err) {
-      return { ok: false as const, error: (err as Error).message };
+      return { ok: false, error: (err as Error).message };
     }
   });
-  const buffers = [...new Set(results.flatMap((r) => (r.ok ? [r.out.buffer as ArrayBuffer] : [])))];
-  return move({ [transferableSymbol]: buffers, [valueSymbol]: results } as never);
+  // A buffer of its own (never a slab of Node's shared pool), so it can be moved.
+  const output = new Uint8Array(new ArrayBuffer(total));
+  let to = 0;
+  for (const out of outputs) {
+    output.set(out, to);
+    to += out.length;
+  }
+  return move({ [transferableSymbol]: [output.buffer], [valueSymbol]: { output, chunks } satisfies BatchResult } as never);
 }

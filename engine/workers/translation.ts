@@ -161,20 +161,13 @@ class RewriteStream extends Duplex {
     }
     if (this.#passthrough) return Buffer.concat(chunks, size);
     if (size === 0 && !holdsInput(this.#state)) return Buffer.alloc(0); // the end, with nothing held back: no task
-    // One copy into memory of its own, which is then moved (not cloned) to the worker.
-    const input = new Uint8Array(size);
-    let at = 0;
-    for (const c of chunks) {
-      input.set(c, at);
-      at += c.length;
-    }
-    const result = await this.pool.translate({ kind: this.kind, state: this.#state, chunk: input, final, linksKey: this.links.key, links: this.links.mappings });
+    const result = await this.pool.translate({ kind: this.kind, state: this.#state, input: chunks, final, links: this.links });
     this.#state = result.state;
     this.#spentMs += result.ms;
     if (this.#spentMs > this.pool.limits.budgetMs) {
       throw new PosternError("POSTERN_TRANSLATE", `translation used more than its ${this.pool.limits.budgetMs} ms of worker time`);
     }
-    return Buffer.from(result.out.buffer, result.out.byteOffset, result.out.byteLength);
+    return result.out;
   }
 }
 

@@ -66,6 +66,10 @@ const ATTRIBUTE_CASES: [string, string, string][] = [
   ["script body untouched", '<script>var u = "http://benefits/x";</script>', '<script>var u = "http://benefits/x";</script>'],
   ["text untouched", "<p>see http://benefits/ now</p>", "<p>see http://benefits/ now</p>"],
   ["a@src is not a URL attribute", '<a src="http://benefits/x">', '<a src="http://benefits/x">'],
+  ["spaces around the URL kept", '<a href=" \thttp://benefits/x\n ">', '<a href=" \thttps://benefits.contoso.com/x\n ">'],
+  ["a // in other values of the tag", '<img alt="a // b" class=x//y src="http://benefits/i.png" title=\'//benefits/\'>', '<img alt="a // b" class=x//y src="https://benefits.contoso.com/i.png" title=\'//benefits/\'>'],
+  ["a // inside a relative path", '<a href="/x//benefits/y">', '<a href="/x//benefits/y">'],
+  ["upper-case scheme and host", '<a href="HTTPS://SECURE.CORP/x">', '<a href="https://secure.contoso.com/x">'],
   ["UTF-8 around a link", '<p>Grüße</p><a href="http://benefits/ü">ö</a>', '<p>Grüße</p><a href="https://benefits.contoso.com/ü">ö</a>'],
 ];
 
