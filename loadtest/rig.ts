@@ -24,6 +24,8 @@ export interface Figures {
   readonly non2xx: number;
   /** CPU per request of each watched process, µs. */
   readonly cpuMicrosPerRequest: number[];
+  /** Of that, the main thread's (the event loop's) share, µs; the rest is worker and libuv threads. */
+  readonly mainThreadMicrosPerRequest: number[];
 }
 
 export interface Started {
@@ -185,15 +187,16 @@ export function publish(dataDir: string, name: string, internalUrl: string, exte
   return runCli(["app", "add", "--name", name, "--internal-url", internalUrl, "--external-url", externalUrl, "--preauth", "passthrough", "--data-dir", dataDir, ...flags]);
 }
 
-/** CPU time (user + system) a process has used, in µs, from /proc (clock ticks of 10 ms). */
-function cpuMicros(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+/** CPU time (user + system) a process or one of its threads has used, in µs, from /proc (clock ticks of 10 ms). */
+function cpuMicros(pid: number, thread?: number): number {
+  const fields = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, "utf8").split(") ")[1]!.split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
 /** A closed-loop run (runLoad) that also reads each watched process's CPU time. */
 export async function measure(url: string, host: string | undefined, seconds: number, connections: number, pids: number[]): Promise<Figures> {
-  const before = pids.map(cpuMicros);
+  const before = pids.map((pid) => cpuMicros(pid));
+  const beforeMain = pids.map((pid) => cpuMicros(pid, pid));
   const r = await runLoad({ url, connections, durationS: seconds, ...(host ? { headers: { host } } : {}) });
   const total = r.requests || 1;
   return {
@@ -203,6 +206,7 @@ export async function measure(url: string, host: string | undefined, seconds: nu
     errors: r.errors,
     non2xx: r.requests - r.status["2xx"],
     cpuMicrosPerRequest: pids.map((pid, i) => Math.round((cpuMicros(pid) - before[i]!) / total)),
+    mainThreadMicrosPerRequest: pids.map((pid, i) => Math.round((cpuMicros(pid, pid) - beforeMain[i]!) / total)),
   };
 }
 
@@ -223,6 +227,8 @@ export interface ScenarioRig {
   readonly connections: number;
   readonly bytes: string;
   readonly json: boolean;
+  /** How many times to repeat the comparison (a noisy host needs the median of several). */
+  readonly rounds: number;
   readonly backendPort: number;
   readonly engine: string;
   readonly dataDir: string;
@@ -231,14 +237,14 @@ export interface ScenarioRig {
 }
 
 /**
- * Runs a closed-loop scenario script: parses --seconds, --connections, --bytes and --json,
+ * Runs a closed-loop scenario script: parses --seconds, --connections, --bytes, --rounds and --json,
  * starts the backend (`backendArgs(bytes)`) and `postern up`, runs `body`, stops both, and
  * exits 1 with the error's message if anything fails.
  */
 export function scenario(defaultBytes: string, backendArgs: (bytes: string) => string[], body: (rig: ScenarioRig) => Promise<void>): void {
   const run = async () => {
     const { values } = parseArgs({
-      options: { seconds: { type: "string", default: "10" }, connections: { type: "string", default: "50" }, bytes: { type: "string", default: defaultBytes }, json: { type: "boolean", default: false } },
+      options: { seconds: { type: "string", default: "10" }, connections: { type: "string", default: "50" }, bytes: { type: "string", default: defaultBytes }, json: { type: "boolean", default: false }, rounds: { type: "string", default: "1" } },
     });
     const backend = startBackend(backendArgs(values.bytes));
     const postern = startPostern();
@@ -246,7 +252,7 @@ export function scenario(defaultBytes: string, backendArgs: (bytes: string) => s
       const { port } = (await backend.ready) as { port: number };
       const { engine } = (await postern.ready) as { engine: string };
       await body({
-        seconds: Number(values.seconds), connections: Number(values.connections), bytes: values.bytes, json: values.json,
+        seconds: Number(values.seconds), connections: Number(values.connections), bytes: values.bytes, json: values.json, rounds: Math.max(1, Number(values.rounds) || 1),
         backendPort: port, engine, dataDir: postern.dataDir, pids: [backend.child.pid!, postern.child.pid!],
       });
     } finally {

@@ -465,7 +465,7 @@ class ProxiedRequest {
         this.#translation = new BodyTranslation(pool, plan, this.state.routes.tenantLinks(this.route.app.tenantId), {
           data: (chunk) => this.#writeTranslated(chunk),
           drain: () => this.#stream.resume(),
-          end: () => this.#endTranslated(),
+          end: (last) => this.#endTranslated(last),
           error: () => this.#fail("translate_failed", WireError.CANCEL),
         });
         return;
@@ -520,13 +520,14 @@ class ProxiedRequest {
     }
   }
 
-  #endTranslated(): void {
+  /** `last`: output not written yet; all of the body when nothing was (then uWS sends its Content-Length). */
+  #endTranslated(last: Buffer | undefined): void {
     if (this.#aborted || this.#finished) return;
     this.#finished = true;
     this.#cleanup();
     this.res.cork(() => {
       this.#flushDeferredHead();
-      this.res.end();
+      this.res.end(last);
     });
   }
 

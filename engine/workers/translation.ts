@@ -172,12 +172,15 @@ class RewriteStream extends Duplex {
 }
 
 export interface TranslationSink {
-  /** Translated bytes, in order. */
+  /** Translated bytes, in order (not the last ones: those come with end()). */
   data(chunk: Buffer): void;
   /** The input side has room again after write() returned false. */
   drain(): void;
-  /** Everything was written and translated. */
-  end(): void;
+  /**
+   * Everything was written and translated; `last` is the output not yet given to data(). When
+   * data() was never called, `last` is the whole body (the response can carry a Content-Length).
+   */
+  end(last: Buffer | undefined): void;
   /** Translation failed; nothing more comes. */
   error(err: Error): void;
 }
@@ -188,8 +191,15 @@ export class BodyTranslation {
   readonly #output: Readable;
   readonly #stages: Duplex[];
   #failed = false;
+  /**
+   * The newest output, held for the rest of the event-loop turn: when the body ends within it
+   * (a page that came in one piece), the whole body goes out in one write with its length,
+   * not as chunked encoding; a page that streams loses one turn of latency at most.
+   */
+  #latest: Buffer | undefined;
+  #releasing = false;
 
-  constructor(pool: TranslatePool, plan: TranslationPlan, links: TenantLinks, sink: TranslationSink) {
+  constructor(pool: TranslatePool, plan: TranslationPlan, links: TenantLinks, private readonly sink: TranslationSink) {
     const decode = decoder(plan.encoding);
     const rewrite = new RewriteStream(pool, plan.kind, links, decode ? pool.limits.maxDecodedBytes : undefined);
     const encode = encoder(plan.encoding);
@@ -199,14 +209,32 @@ export class BodyTranslation {
     const fail = (err: Error | null | undefined) => {
       if (!err || this.#failed) return;
       this.#failed = true;
+      this.#latest = undefined;
       sink.error(err instanceof PosternError ? err : new PosternError("POSTERN_TRANSLATE", `the body could not be translated: ${err.message}`, { cause: err }));
     };
     if (this.#stages.length > 1) pipeline(this.#stages, fail);
     else this.#input.on("error", fail);
     this.#input.on("drain", () => sink.drain());
-    this.#output.on("data", (chunk: Buffer) => sink.data(chunk));
+    this.#output.on("data", (chunk: Buffer) => this.#hold(chunk));
     this.#output.on("end", () => {
-      if (!this.#failed) sink.end();
+      if (this.#failed) return;
+      const last = this.#latest;
+      this.#latest = undefined;
+      sink.end(last);
+    });
+  }
+
+  #hold(chunk: Buffer): void {
+    if (this.#failed) return;
+    if (this.#latest) this.sink.data(this.#latest);
+    this.#latest = chunk;
+    if (this.#releasing) return;
+    this.#releasing = true;
+    setImmediate(() => {
+      this.#releasing = false;
+      const latest = this.#latest;
+      this.#latest = undefined;
+      if (latest && !this.#failed) this.sink.data(latest);
     });
   }
 

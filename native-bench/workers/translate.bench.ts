@@ -54,7 +54,7 @@ function throughPool(pool: TranslatePool, parts: Buffer[], kind: BodyKind): Prom
     const t: BodyTranslation = new BodyTranslation(pool, { kind, encoding: "identity" }, { key: "bench", mappings: BENCH_LINKS }, {
       data: (c) => (bytes += c.length),
       drain: () => pump(),
-      end: () => resolve(bytes),
+      end: (last) => resolve(bytes + (last?.length ?? 0)),
       error: reject,
     });
     const pump = () => {
