@@ -102,8 +102,6 @@ class Scanner {
   readonly #edits: Edit[] = [];
   /** Values of the attributes that matter in the tag being read; most tags have none. */
   #values: { attr: string; start: number; end: number }[] | null = null;
-  /** The next "//" at or after the scan (see #slashesFrom); -1 until searched. */
-  #slashes = -1;
 
   constructor(private readonly b: string, private readonly final: boolean, private readonly links: LinkMap, context: Context) {
     this.context = context;
@@ -262,21 +260,10 @@ class Scanner {
   }
 
   /**
-   * Where the next "//" starts at or after `i` (b.length when none). Every URL that can be
-   * translated has one ("scheme://host" or "//host"), so values without one are skipped
-   * unread: one native search serves every attribute up to the next link.
-   */
-  #slashesFrom(i: number): number {
-    if (this.#slashes < i) {
-      const at = this.b.indexOf("//", i);
-      this.#slashes = at < 0 ? this.b.length : at;
-    }
-    return this.#slashes;
-  }
-
-  /**
-   * Reads attributes from `i` to the tag's ">", recording the values that can hold a link to
-   * translate (by the tag's name, later) and, in a meta tag, every value (http-equiv names no link).
+   * Reads attributes from `i` to the tag's ">", recording those that can hold a link to
+   * translate: a link attribute of some element (which element, the caller checks) whose value
+   * has a "//" (every URL that can be translated has one: "scheme://host" or "//host"), and
+   * http-equiv in a meta tag. Other attributes, most of them, never become strings.
    */
   #attributes(i: number, meta: boolean): TagEnd {
     const b = this.b;
@@ -312,9 +299,9 @@ class Scanner {
         if (i >= n) return OUT_OF_INPUT;
         valueEnd = i;
       }
-      // Only names that can matter become strings: the longest is "http-equiv".
-      if ((meta || this.#slashesFrom(valueStart) + 2 <= valueEnd) && nameEnd - nameStart <= 10) {
-        (this.#values ??= []).push({ attr: b.slice(nameStart, nameEnd).toLowerCase(), start: valueStart, end: valueEnd });
+      const attr = linkAttribute(b, nameStart, nameEnd);
+      if (attr !== undefined && (hasSlashes(b, valueStart, SPREAD.has(attr) ? valueEnd : Math.min(valueEnd, urlPrefixEnd(b, valueStart, valueEnd))) || (meta && attr === "http-equiv"))) {
+        (this.#values ??= []).push({ attr, start: valueStart, end: valueEnd });
       }
     }
   }
@@ -443,6 +430,41 @@ function rawTextName(b: string, start: number, end: number): string | undefined 
   if (names === undefined) return undefined;
   for (const name of names) if (spells(b, start, name)) return name;
   return undefined;
+}
+
+/** Every attribute name that can carry a link on some element, by length. */
+const LINK_ATTRIBUTES_BY_LENGTH: readonly (readonly string[])[] = (() => {
+  const byLength: string[][] = [];
+  for (const name of new Set([...[...URL_ATTRIBUTES.values()].flat(), "style"])) (byLength[name.length] ??= []).push(name);
+  return byLength;
+})();
+
+/** The attribute named by b[start, end) when it can carry a link on some element, else undefined. */
+function linkAttribute(b: string, start: number, end: number): string | undefined {
+  const names = LINK_ATTRIBUTES_BY_LENGTH[end - start];
+  if (names === undefined) return undefined;
+  for (const name of names) if (spells(b, start, name)) return name;
+  return undefined;
+}
+
+/** Attributes whose links can be anywhere in the value (a srcset's later candidates, CSS, a refresh's "url="). */
+const SPREAD = new Set(["srcset", "style", "content"]);
+
+/**
+ * Where the "//" of a translatable URL value must have ended by: after its leading spaces, an
+ * http or https scheme and ":" (internal URLs have no other), with room to spare.
+ */
+function urlPrefixEnd(b: string, start: number, end: number): number {
+  while (start < end && b.charCodeAt(start) <= 0x20) start++;
+  return start + 16;
+}
+
+/** Whether b[start, end) has a "//" (values are short: a loop beats a search that may run past `end`). */
+function hasSlashes(b: string, start: number, end: number): boolean {
+  for (let k = start + 1; k < end; k++) {
+    if (b.charCodeAt(k) === SLASH && b.charCodeAt(k - 1) === SLASH) return true;
+  }
+  return false;
 }
 
 function isMeta(b: string, start: number, end: number): boolean {
