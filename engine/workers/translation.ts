@@ -198,6 +198,7 @@ export class BodyTranslation {
    */
   #latest: Buffer | undefined;
   #releasing = false;
+  #paused = false;
 
   constructor(pool: TranslatePool, plan: TranslationPlan, links: TenantLinks, private readonly sink: TranslationSink) {
     const decode = decoder(plan.encoding);
@@ -232,10 +233,16 @@ export class BodyTranslation {
     this.#releasing = true;
     setImmediate(() => {
       this.#releasing = false;
-      const latest = this.#latest;
-      this.#latest = undefined;
-      if (latest && !this.#failed) this.sink.data(latest);
+      this.#release();
     });
+  }
+
+  /** Gives the held output to the sink, unless the sink asked for a pause (then resume() does). */
+  #release(): void {
+    const latest = this.#latest;
+    if (!latest || this.#failed || this.#paused) return;
+    this.#latest = undefined;
+    this.sink.data(latest);
   }
 
   /** false: stop writing until the sink's drain(). */
@@ -249,11 +256,14 @@ export class BodyTranslation {
 
   /** Stops output while the client is slow; backpressure then reaches write(). */
   pause(): void {
+    this.#paused = true;
     this.#output.pause();
   }
 
   resume(): void {
+    this.#paused = false;
     this.#output.resume();
+    this.#release();
   }
 
   /** Drops everything (the client went away, or the response failed elsewhere). */
