@@ -13,6 +13,9 @@ describe("link translation in bodies (apps with translateBody on)", () => {
   let backend: Backend;
   let portal: string;
   let plain: string;
+  /** Bytes the backend has written of /big so far. */
+  let bigWritten = 0;
+  const BIG_BLOCKS = 48; // of 1 MiB, each with 1024 links
   const page = (base: string, other: string) =>
     `<html><head><link rel="stylesheet" href="${base}site.css"><style>p{background:url(${other}bg.png)}</style></head>` +
     `<body><a href="${base}docs/">docs</a><a href="${other}list">other app</a><a href="http://unpublished.corp/">elsewhere</a>` +
@@ -50,6 +53,21 @@ describe("link translation in bodies (apps with translateBody on)", () => {
       if (url.endsWith("/data.js")) {
         res.writeHead(200, { "content-type": "application/javascript" });
         res.end(`fetch("${base}api")`);
+        return;
+      }
+      if (url.endsWith("/big")) {
+        res.writeHead(200, { "content-type": "text/html" });
+        const block = Buffer.from(`<a href="${base}x">x</a>`.padEnd(1024, " ").repeat(1024));
+        let sent = 0;
+        const more = () => {
+          while (sent < BIG_BLOCKS) {
+            sent++;
+            bigWritten += block.length;
+            if (!res.write(block)) return void res.once("drain", more);
+          }
+          res.end();
+        };
+        more();
         return;
       }
       if (url.endsWith("/slow")) {
@@ -117,6 +135,38 @@ describe("link translation in bodies (apps with translateBody on)", () => {
     expect(firstAt.chunked).toBe(true);
     expect(firstAt.text).toBe('<a href="http://portal.contoso.test/first">first</a><a href="http://portal.contoso.test/last">last</a>');
   });
+
+  it("a client that stops reading holds the backend back: a translated body is never buffered whole", async () => {
+    const { request } = await import("node:http");
+    const got = await new Promise<{ whilePaused: number; bytes: number; links: number }>((resolve, reject) => {
+      const req = request(`${rig.edge}/big`, { headers: { host: portal } }, (res) => {
+        res.pause();
+        setTimeout(() => {
+          const whilePaused = bigWritten;
+          let bytes = 0;
+          let links = 0;
+          let tail = "";
+          res.on("data", (c: Buffer) => {
+            bytes += c.length;
+            const text = tail + c.toString("latin1");
+            links += text.split('href="http://portal.contoso.test/x"').length - 1;
+            tail = text.slice(-64);
+            links -= tail.split('href="http://portal.contoso.test/x"').length - 1; // counted again with the next chunk
+          });
+          res.on("end", () => resolve({ whilePaused, bytes, links: links + tail.split('href="http://portal.contoso.test/x"').length - 1 }));
+          res.resume();
+        }, 1500);
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    // All 48 MiB would be written within the pause without backpressure; the socket buffers
+    // on every hop, the mux window and the translation batch hold about 9 MiB here.
+    expect(got.whilePaused).toBeLessThan(24 * 1024 * 1024);
+    expect(got.links).toBe(BIG_BLOCKS * 1024);
+    const translatedBlock = '<a href="http://portal.contoso.test/x">x</a>'.length + 1024 - `<a href="http://localhost:${backend.port}/portal/x">x</a>`.length;
+    expect(got.bytes).toBe(BIG_BLOCKS * 1024 * translatedBlock);
+  }, 30_000);
 
   it("rewrites CSS; JavaScript passes through untouched", async () => {
     const css = await edgeRequest(rig, portal, "/site.css");
