@@ -5,7 +5,7 @@
  * costs what.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -179,7 +179,27 @@ export function cpuSplit(): { servers: string | undefined; loadgen: string | und
 
 /** Pins this process, every thread of it (autocannon's workers too), to `cpus`. */
 export function pinSelf(cpus: string | undefined): void {
-  if (cpus !== undefined) execFileSync("taskset", ["-a", "-p", "-c", cpus, String(process.pid)], { stdio: "ignore" });
+  if (cpus !== undefined) pin(process.pid, cpus);
+}
+
+/** Pins every thread of a process to `cpus`. */
+export function pin(pid: number, cpus: string): void {
+  execFileSync("taskset", ["-a", "-p", "-c", cpus, String(pid)], { stdio: "ignore" });
+}
+
+/** Pins one thread (a Linux thread id of some process) to `cpus`. */
+export function pinThread(tid: number, cpus: string): void {
+  execFileSync("taskset", ["-p", "-c", cpus, String(tid)], { stdio: "ignore" });
+}
+
+/** The thread of `pid`, other than its main thread, that used the most CPU while `work` ran. */
+export async function busiestThread(pid: number, work: () => Promise<unknown>): Promise<number> {
+  const threads = () => readdirSync(`/proc/${pid}/task`).map(Number).filter((t) => t !== pid);
+  const before = new Map(threads().map((t) => [t, cpuMicros(pid, t)]));
+  await work();
+  const gains = threads().map((t) => [t, cpuMicros(pid, t) - (before.get(t) ?? 0)] as const).sort((a, b) => b[1] - a[1]);
+  if (gains.length === 0) throw new Error(`process ${pid} has no thread besides its main one`);
+  return gains[0]![0];
 }
 
 /** Publishes a passthrough app through the CLI, with extra `postern app add` flags. */
@@ -223,6 +243,8 @@ export const TABLE_HEAD = `${"".padEnd(22)} ${"req/s".padStart(9)} ${"p50 ms".pa
 
 /** What a scenario gets: its options, and the backend and `postern up` running and ready. */
 export interface ScenarioRig {
+  /** The scenario's own on/off flags, by name. */
+  readonly flags: Readonly<Record<string, boolean>>;
   readonly seconds: number;
   readonly connections: number;
   readonly bytes: string;
@@ -237,21 +259,26 @@ export interface ScenarioRig {
 }
 
 /**
- * Runs a closed-loop scenario script: parses --seconds, --connections, --bytes, --rounds and --json,
- * starts the backend (`backendArgs(bytes)`) and `postern up`, runs `body`, stops both, and
- * exits 1 with the error's message if anything fails.
+ * Runs a closed-loop scenario script: parses --seconds, --connections, --bytes, --rounds, --json
+ * and the scenario's own boolean `flagNames`, starts the backend (`backendArgs(bytes)`) and
+ * `postern up`, runs `body`, stops both, and exits 1 with the error's message if anything fails.
  */
-export function scenario(defaultBytes: string, backendArgs: (bytes: string) => string[], body: (rig: ScenarioRig) => Promise<void>): void {
+export function scenario(defaultBytes: string, backendArgs: (bytes: string) => string[], body: (rig: ScenarioRig) => Promise<void>, flagNames: readonly string[] = []): void {
   const run = async () => {
     const { values } = parseArgs({
-      options: { seconds: { type: "string", default: "10" }, connections: { type: "string", default: "50" }, bytes: { type: "string", default: defaultBytes }, json: { type: "boolean", default: false }, rounds: { type: "string", default: "1" } },
+      options: {
+        seconds: { type: "string", default: "10" }, connections: { type: "string", default: "50" }, bytes: { type: "string", default: defaultBytes }, json: { type: "boolean", default: false }, rounds: { type: "string", default: "1" },
+        ...Object.fromEntries(flagNames.map((name) => [name, { type: "boolean", default: false } as const])),
+      },
     });
+    const flags = Object.fromEntries(flagNames.map((name) => [name, (values as Record<string, unknown>)[name] === true]));
     const backend = startBackend(backendArgs(values.bytes));
     const postern = startPostern();
     try {
       const { port } = (await backend.ready) as { port: number };
       const { engine } = (await postern.ready) as { engine: string };
       await body({
+        flags,
         seconds: Number(values.seconds), connections: Number(values.connections), bytes: values.bytes, json: values.json, rounds: Math.max(1, Number(values.rounds) || 1),
         backendPort: port, engine, dataDir: postern.dataDir, pids: [backend.child.pid!, postern.child.pid!],
       });
