@@ -20,6 +20,9 @@ export const CSS_URL = /url\(\s*(?:"([^"\n]*)"|'([^'\n]*)'|([^"'()\s]+))|@import
 
 export function cssEdits(css: string, links: LinkMap, offset = 0): Edit[] {
   const edits: Edit[] = [];
+  // Every URL that can be translated has a "//": most stylesheets link relatively, and one
+  // native search spares them the pattern.
+  if (!css.includes("//")) return edits;
   CSS_URL.lastIndex = 0;
   for (let m = CSS_URL.exec(css); m !== null; m = CSS_URL.exec(css)) {
     const url = m[1] ?? m[2] ?? m[3] ?? m[4] ?? m[5] ?? "";

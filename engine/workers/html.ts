@@ -250,7 +250,7 @@ class Scanner {
     while (i < n && (CLASS[b.charCodeAt(i)]! & ENDS_NAME) === 0) i++;
     // The name becomes a string only when it can matter: a raw-text element, or a tag with a
     // value that holds a link (below); most tags are neither.
-    const raw = start ? rawTextName(b, nameStart, i) : undefined;
+    const raw = start ? findName(RAW_TEXT_NAMES, b, nameStart, i) : undefined;
     if (i >= n) return this.#holdFrom(lt, { in: "tag", name: raw ?? "", quote: 0 });
     this.#values = null;
     const end = this.#attributes(i, start && isMeta(b, nameStart, i));
@@ -299,8 +299,8 @@ class Scanner {
         if (i >= n) return OUT_OF_INPUT;
         valueEnd = i;
       }
-      const attr = linkAttribute(b, nameStart, nameEnd);
-      if (attr !== undefined && (hasSlashes(b, valueStart, SPREAD.has(attr) ? valueEnd : Math.min(valueEnd, urlPrefixEnd(b, valueStart, valueEnd))) || (meta && attr === "http-equiv"))) {
+      const attr = findName(LINK_ATTRIBUTES, b, nameStart, nameEnd);
+      if (attr !== undefined && (mayHoldLink(b, attr, valueStart, valueEnd) || (meta && attr === "http-equiv"))) {
         (this.#values ??= []).push({ attr, start: valueStart, end: valueEnd });
       }
     }
@@ -408,58 +408,55 @@ class Scanner {
 
 const NONE: readonly string[] = [];
 
-/** Raw-text element names by length, to recognise one without making a string of every tag name. */
-const RAW_BY_LENGTH: readonly (readonly string[])[] = (() => {
-  const byLength: string[][] = [];
-  for (const name of RAW_TEXT) (byLength[name.length] ??= []).push(name);
-  return byLength;
-})();
-
-/** Whether b[start, end) spells `name` (lower-case ASCII) in any case. */
+/** Whether b[start, ...) spells `name` (lower-case ASCII) in any case. */
 function spells(b: string, start: number, name: string): boolean {
   for (let k = 0; k < name.length; k++) {
-    // For a lower-case letter, c | 0x20 equals it only for that letter and its upper case.
+    // For a lower-case letter, c | 0x20 equals it only for that letter and its upper case; for
+    // "-", only for "-" and CR, and CR ends a name before it could be compared.
     if ((b.charCodeAt(start + k) | 0x20) !== name.charCodeAt(k)) return false;
   }
   return true;
 }
 
-/** The raw-text element named by b[start, end), or undefined. */
-function rawTextName(b: string, start: number, end: number): string | undefined {
-  const names = RAW_BY_LENGTH[end - start];
-  if (names === undefined) return undefined;
-  for (const name of names) if (spells(b, start, name)) return name;
-  return undefined;
-}
+/** Names (lower-case letters and "-") by length, for findName. */
+type NameTable = readonly (readonly string[] | undefined)[];
 
-/** Every attribute name that can carry a link on some element, by length. */
-const LINK_ATTRIBUTES_BY_LENGTH: readonly (readonly string[])[] = (() => {
+function nameTable(names: Iterable<string>): NameTable {
   const byLength: string[][] = [];
-  for (const name of new Set([...[...URL_ATTRIBUTES.values()].flat(), "style"])) (byLength[name.length] ??= []).push(name);
+  for (const name of names) (byLength[name.length] ??= []).push(name);
   return byLength;
-})();
+}
 
-/** The attribute named by b[start, end) when it can carry a link on some element, else undefined. */
-function linkAttribute(b: string, start: number, end: number): string | undefined {
-  const names = LINK_ATTRIBUTES_BY_LENGTH[end - start];
+/** The name of `table` that b[start, end) spells in any case, or undefined: found in place, as most names looked up are none of them. */
+function findName(table: NameTable, b: string, start: number, end: number): string | undefined {
+  const names = table[end - start];
   if (names === undefined) return undefined;
   for (const name of names) if (spells(b, start, name)) return name;
   return undefined;
 }
+
+const RAW_TEXT_NAMES = nameTable(RAW_TEXT);
+/** Every attribute that can carry a link on some element. */
+const LINK_ATTRIBUTES = nameTable(new Set([...[...URL_ATTRIBUTES.values()].flat(), "style"]));
 
 /** Attributes whose links can be anywhere in the value (a srcset's later candidates, CSS, a refresh's "url="). */
 const SPREAD = new Set(["srcset", "style", "content"]);
 
 /**
- * Where the "//" of a translatable URL value must have ended by: after its leading spaces, an
- * http or https scheme and ":" (internal URLs have no other), with room to spare.
+ * Whether a value b[start, end) of `attr` can hold a URL to translate: it has a "//" where one
+ * can be. A URL attribute's must come within its first bytes (after spaces, "http:" or
+ * "https:"; internal URLs have no other scheme), so a long relative URL is not read through.
  */
+function mayHoldLink(b: string, attr: string, start: number, end: number): boolean {
+  return hasSlashes(b, start, SPREAD.has(attr) ? end : Math.min(end, urlPrefixEnd(b, start, end)));
+}
+
+/** Where the "//" of a URL value must have ended by: past its leading spaces and a scheme. */
 function urlPrefixEnd(b: string, start: number, end: number): number {
   while (start < end && b.charCodeAt(start) <= 0x20) start++;
   return start + 16;
 }
 
-/** Whether b[start, end) has a "//" (values are short: a loop beats a search that may run past `end`). */
 function hasSlashes(b: string, start: number, end: number): boolean {
   for (let k = start + 1; k < end; k++) {
     if (b.charCodeAt(k) === SLASH && b.charCodeAt(k - 1) === SLASH) return true;
