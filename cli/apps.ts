@@ -41,6 +41,8 @@ const APP_OPTIONS = {
   "session-lifetime": { type: "string" },
   "oidc-discovery": { type: "string" },
   "oidc-client-id": { type: "string" },
+  "oidc-client-secret-file": { type: "string" },
+  "no-oidc-client-secret": { type: "boolean" },
   "claim-username": { type: "string" },
   "claim-groups": { type: "string" },
   "claim-roles": { type: "string" },
@@ -87,6 +89,8 @@ App settings:
   --session-lifetime MINUTES       Longest a sign-in lasts, whatever the token says (default 480)
   --oidc-discovery URL             Sign in with this issuer instead of the built-in IdP (its discovery document)
   --oidc-client-id ID              The app's client id at that issuer (public client with PKCE)
+  --oidc-client-secret-file FILE   Its client secret there, for a confidential client (the file's
+                                   first line; sealed at rest, never shown); --no-oidc-client-secret removes it
   --claim-username|--claim-groups|--claim-roles|--claim-amr C   Claim names at that issuer
   --api-audience A                 Audience of bearer tokens for the app's API (default the external URL)
   --api-scope S, --api-role R      A bearer token needs one of these scopes or roles (repeat)
@@ -166,6 +170,21 @@ function settingsFrom(v: AppValues): Record<string, unknown> {
   return out;
 }
 
+/** The client secret from --oidc-client-secret-file (its first line: files often end in a newline). */
+function clientSecretFrom(v: AppValues): string | undefined {
+  const file = v["oidc-client-secret-file"];
+  if (file === undefined) return undefined;
+  const secret = readFileSync(file, "utf8").split(/\r?\n/, 1)[0]!;
+  if (secret === "") throw new UsageError(`--oidc-client-secret-file ${file}: the first line is empty`);
+  return secret;
+}
+
+/** Sets the app's client secret, or removes it (null); the app as it is after. */
+function putClientSecret(target: Parameters<typeof adminCall>[0], name: string, secret: string | null): Promise<App> {
+  const path = `/api/v1/apps/${encodeURIComponent(name)}/oidc-client-secret`;
+  return secret === null ? adminCall<App>(target, "DELETE", path) : adminCall<App>(target, "PUT", path, { secret });
+}
+
 function certificateFrom(v: AppValues): Record<string, unknown> | undefined {
   const file = v["cert-file"];
   if (file === undefined) return undefined;
@@ -219,7 +238,9 @@ export async function runApp(args: string[]): Promise<number> {
       if (body.name === undefined || body.internalUrl === undefined) throw new UsageError("postern app add needs --name and --internal-url");
       const cert = certificateFrom(v);
       if (cert) body.certificate = cert;
-      const app = await adminCall<App>(target, "POST", "/api/v1/apps", body);
+      const secret = clientSecretFrom(v); // read before publishing: a bad file publishes nothing
+      let app = await adminCall<App>(target, "POST", "/api/v1/apps", body);
+      if (secret !== undefined) app = await putClientSecret(target, app.name, secret);
       print(v, app, () => `Published "${app.name}": ${app.externalUrl} -> ${app.internalUrl} (${app.preAuthentication}, group ${app.connectorGroup})\n`);
       return 0;
     }
@@ -237,9 +258,12 @@ export async function runApp(args: string[]): Promise<number> {
       const app0 = needName();
       const body = settingsFrom(v);
       const cert = certificateFrom(v);
+      if (v["no-oidc-client-secret"] && v["oidc-client-secret-file"] !== undefined) throw new UsageError("--oidc-client-secret-file and --no-oidc-client-secret contradict each other");
+      const secret = v["no-oidc-client-secret"] ? null : clientSecretFrom(v);
       let app: App | undefined;
       if (Object.keys(body).length > 0) app = await adminCall<App>(target, "PATCH", `/api/v1/apps/${enc(app0)}`, body);
       if (cert) app = await adminCall<App>(target, "PUT", `/api/v1/apps/${enc(app?.name ?? app0)}/certificate`, cert);
+      if (secret !== undefined) app = await putClientSecret(target, app?.name ?? app0, secret);
       if (!app) throw new UsageError("postern app update: give at least one setting to change");
       print(v, app, () => `Updated "${app.name}".\n`);
       return 0;

@@ -37,8 +37,9 @@ const claimName = z.string().min(1).max(64);
 
 /**
  * Pre-authentication against an OpenID Connect issuer: the built-in IdP unless
- * `discoveryUrl` names another (Entra ID, Keycloak, ...), where the app is registered as a
- * public client using PKCE with redirect URI <externalUrl>.postern/callback.
+ * `discoveryUrl` names another (Entra ID, Keycloak, ...), where the app is registered with
+ * redirect URI <externalUrl>.postern/callback, as a public client (PKCE) or as a confidential
+ * one whose client secret is set apart from the settings (see clientSecretName).
  */
 export const oidcSettings = z.object({
   /** The issuer's discovery document, e.g. https://login.microsoftonline.com/TENANT/v2.0/.well-known/openid-configuration. */
@@ -60,6 +61,19 @@ export const oidcSettings = z.object({
   /** Send a signed identity assertion (JWT, keys at <externalUrl>.postern/jwks.json) in X-Postern-Identity. */
   identityAssertion: z.boolean().default(false),
 }).strict();
+
+/**
+ * Where the secret store keeps an app's client secret at its external issuer, sealed: never in
+ * the settings, so no listing, export or audit entry of them can carry it.
+ */
+export function clientSecretName(appId: string): string {
+  return `oidc-client-secret:${appId}`;
+}
+
+/** Whether an app signs in at an external issuer, where it may be a confidential client. */
+export function usesExternalIssuer(settings: AppSettings): boolean {
+  return settings.preAuthentication === "oidc" && settings.oidc.discoveryUrl !== undefined;
+}
 
 export const assignmentSettings = z.object({
   users: z.array(z.string().min(1)).max(10_000).default([]),

@@ -7,10 +7,10 @@
  * so a client never applies a snapshot older than the one it has.
  */
 import type { ConnectorConfig, EngineConfig } from "../engine/protocol/feed.js";
-import { BACKEND_TIMEOUT_MS } from "./apps.js";
+import { BACKEND_TIMEOUT_MS, clientSecretName, usesExternalIssuer } from "./apps.js";
 import type { LifecyclePolicy } from "./context.js";
 import type { Sealer } from "./secrets.js";
-import type { Store } from "./store/types.js";
+import type { App, Store } from "./store/types.js";
 import { assertionKey, sessionKeys } from "./auth-keys.js";
 
 /** A probe nobody answered within this is dropped from the feed, ms. */
@@ -82,6 +82,14 @@ export async function connectorConfig(store: Store, connectorId: string, policy:
   };
 }
 
+/** The app's client secret at its external issuer, for the engine's token requests. */
+async function clientSecret(store: Store, sealer: Sealer, app: App): Promise<{ oidcClientSecret?: string }> {
+  if (!usesExternalIssuer(app.settings)) return {};
+  const name = clientSecretName(app.id);
+  const sealed = await store.getSecret(name);
+  return sealed ? { oidcClientSecret: sealer.open(sealed, name).toString() } : {};
+}
+
 export async function engineConfig(store: Store, sealer: Sealer, auth: { builtInIssuer: string | undefined; now: Date }): Promise<EngineConfig> {
   const version = await store.configVersion();
   const tenants = await store.listTenants();
@@ -102,7 +110,7 @@ export async function engineConfig(store: Store, sealer: Sealer, auth: { builtIn
   }
   return {
     version,
-    apps: apps.map((a) => ({ ...a.settings, id: a.id, tenantId: a.tenantId })),
+    apps: await Promise.all(apps.map(async (a) => ({ ...a.settings, id: a.id, tenantId: a.tenantId, ...(await clientSecret(store, sealer, a)) }))),
     connectorGroups: groups.map((g) => ({ tenantId: g.tenantId, name: g.name })),
     connectors: connectors.map((c) => ({
       id: c.id,

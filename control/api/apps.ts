@@ -1,7 +1,7 @@
 /** /api/v1/apps: publish, inspect, change and remove apps, and upload custom-domain certificates. */
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import { appPatchSchema, appSettingsSchema, defaultExternalUrl, parseApp, type AppSettings } from "../apps.js";
+import { appPatchSchema, appSettingsSchema, clientSecretName, defaultExternalUrl, parseApp, usesExternalIssuer, type AppSettings } from "../apps.js";
 import type { ControlContext } from "../context.js";
 import { checkDomainCertificate, nameCovers, pfxToPem, type CertificateUpload } from "../domain-certs.js";
 import { StoreConflict, type App, type Role, type StoredDomainCertificate } from "../store/types.js";
@@ -23,8 +23,13 @@ const certificateUpload = z.discriminatedUnion("format", [
 const createBody = appSettingsSchema.partial({ externalUrl: true }).extend({ certificate: certificateUpload.optional() }).strict();
 const patchBody = appPatchSchema as z.ZodType<Partial<AppSettings> & { cookie?: Partial<AppSettings["cookie"]>; policy?: Partial<AppSettings["policy"]>; assignments?: Partial<AppSettings["assignments"]> }>;
 
+/** An app's client secret at its external issuer: written, never read back. */
+const clientSecretBody = z.object({ secret: z.string().min(1).max(1024) }).strict();
+
 const appView = appSettingsSchema.extend({
   certificate: z.object({ dnsNames: z.array(z.string()), notAfter: z.string(), fingerprintSha256: z.string() }).nullable(),
+  /** Whether a client secret is set (PUT /apps/{name}/oidc-client-secret); the secret is never shown. */
+  oidcClientSecretSet: z.boolean(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
@@ -72,6 +77,8 @@ export function appRoutes(ctx: ControlContext, edge: EdgeDefaults): Route[] {
     };
   };
 
+  const view = async (app: App): Promise<z.infer<typeof appView>> => viewOf(app, (await store.getSecret(clientSecretName(app.id))) !== null);
+
   const save = async (settings: unknown, certificate: StoredDomainCertificate | null, replacing?: string): Promise<App> => {
     const parsed = parseApp(settings, await ruleContext(), replacing);
     if (!parsed.ok) throw new ApiError("POSTERN_VALIDATION", parsed.problems.map((p) => `${p.field}: ${p.message}`).join("; "), parsed.problems);
@@ -87,7 +94,7 @@ export function appRoutes(ctx: ControlContext, edge: EdgeDefaults): Route[] {
     route({
       method: "GET", path: "/api/v1/apps", summary: "List the tenant's apps", auth: { roles: APP_ADMINS },
       response: z.object({ apps: z.array(appView) }),
-      handler: async () => ({ status: 200, body: { apps: (await store.listApps(tenant.id)).map(view) } }),
+      handler: async () => ({ status: 200, body: { apps: await Promise.all((await store.listApps(tenant.id)).map(view)) } }),
     }),
     route({
       method: "POST", path: "/api/v1/apps", summary: "Publish an app", auth: { roles: PROXY_ADMINS }, body: createBody, status: 201,
@@ -97,12 +104,12 @@ export function appRoutes(ctx: ControlContext, edge: EdgeDefaults): Route[] {
         const settings = { ...input, externalUrl: input.externalUrl ?? defaultExternalUrl(input.name, tenant.name, tenant.domainSuffix, edge.scheme, edge.port) };
         call.auditDetail.app = settings.name;
         const stored = certificate ? checkCertificate(certificate, settings.externalUrl) : null;
-        return { status: 201, body: view(await save(settings, stored)) };
+        return { status: 201, body: await view(await save(settings, stored)) };
       },
     }),
     route({
       method: "GET", path: "/api/v1/apps/{name}", summary: "Show one app", auth: { roles: APP_ADMINS }, response: appView,
-      handler: async (call) => ({ status: 200, body: view(await mustGet(call.params.name!)) }),
+      handler: async (call) => ({ status: 200, body: await view(await mustGet(call.params.name!)) }),
     }),
     route({
       method: "PATCH", path: "/api/v1/apps/{name}", summary: "Change an app's settings (only the fields given)", auth: { roles: APP_ADMINS },
@@ -127,7 +134,7 @@ export function appRoutes(ctx: ControlContext, edge: EdgeDefaults): Route[] {
               [{ field: "externalUrl", message: `the app's certificate does not cover ${host}` }]);
           }
         }
-        return { status: 200, body: view(await save(merged, existing.certificate, existing.settings.name)) };
+        return { status: 200, body: await view(await save(merged, existing.certificate, existing.settings.name)) };
       },
     }),
     route({
@@ -137,7 +144,31 @@ export function appRoutes(ctx: ControlContext, edge: EdgeDefaults): Route[] {
         const existing = await mustGet(call.params.name!);
         const stored = checkCertificate(call.body, existing.settings.externalUrl);
         call.auditDetail.fingerprint = stored.fingerprintSha256;
-        return { status: 200, body: view(await save(existing.settings, stored, existing.settings.name)) };
+        return { status: 200, body: await view(await save(existing.settings, stored, existing.settings.name)) };
+      },
+    }),
+    route({
+      method: "PUT", path: "/api/v1/apps/{name}/oidc-client-secret",
+      summary: "Set the app's client secret at its external issuer (a confidential client there); it is sealed at rest and never shown",
+      auth: { roles: PROXY_ADMINS }, body: clientSecretBody, response: appView, action: "app.oidcClientSecret",
+      handler: async (call) => {
+        const existing = await mustGet(call.params.name!);
+        if (!usesExternalIssuer(existing.settings)) {
+          const message = "only an app that signs in at an external issuer (oidc.discoveryUrl) has a client secret: the built-in IdP's app clients are public, with PKCE";
+          throw new ApiError("POSTERN_VALIDATION", `oidcClientSecret: ${message}`, [{ field: "oidcClientSecret", message }]);
+        }
+        const name = clientSecretName(existing.id);
+        await store.putSecret(name, ctx.sealer.seal(call.body.secret, name), { feedChange: true });
+        return { status: 200, body: viewOf(existing, true) };
+      },
+    }),
+    route({
+      method: "DELETE", path: "/api/v1/apps/{name}/oidc-client-secret", summary: "Remove the app's client secret (it is a public client at its issuer again)",
+      auth: { roles: PROXY_ADMINS }, response: appView, action: "app.oidcClientSecret.remove",
+      handler: async (call) => {
+        const existing = await mustGet(call.params.name!);
+        await store.deleteSecret(clientSecretName(existing.id), { feedChange: true });
+        return { status: 200, body: viewOf(existing, false) };
       },
     }),
     route({
@@ -162,7 +193,9 @@ export function appRoutes(ctx: ControlContext, edge: EdgeDefaults): Route[] {
     route({
       method: "DELETE", path: "/api/v1/apps/{name}", summary: "Remove an app", auth: { roles: PROXY_ADMINS }, action: "app.remove",
       handler: async (call) => {
-        if (!(await store.deleteApp(tenant.id, call.params.name!))) throw new ApiError("POSTERN_NOT_FOUND", `no app named "${call.params.name}"`);
+        const existing = await mustGet(call.params.name!);
+        if (!(await store.deleteApp(tenant.id, existing.settings.name))) throw new ApiError("POSTERN_NOT_FOUND", `no app named "${call.params.name}"`);
+        await store.deleteSecret(clientSecretName(existing.id));
         return { status: 204 };
       },
     }),
@@ -177,11 +210,12 @@ function safeHost(url: string): string | undefined {
   }
 }
 
-function view(app: App): z.infer<typeof appView> {
+function viewOf(app: App, oidcClientSecretSet: boolean): z.infer<typeof appView> {
   const settings: AppSettings = app.settings;
   return {
     ...settings,
     certificate: app.certificate === null ? null : { dnsNames: [...app.certificate.dnsNames], notAfter: app.certificate.notAfter, fingerprintSha256: app.certificate.fingerprintSha256 },
+    oidcClientSecretSet,
     createdAt: app.createdAt,
     updatedAt: app.updatedAt,
   } as z.infer<typeof appView>;

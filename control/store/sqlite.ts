@@ -363,6 +363,11 @@ class SqliteStore implements Store {
     else put();
   }
 
+  async deleteSecret(name: string, options: { feedChange?: boolean } = {}): Promise<boolean> {
+    const drop = () => this.#db.prepare("DELETE FROM secrets WHERE name = ?").run(name).changes > 0;
+    return options.feedChange ? this.#change(drop) : drop();
+  }
+
   async appendAudit(e: Omit<AuditEntry, "id">): Promise<void> {
     this.#db.prepare("INSERT INTO audit (at, tenant_id, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
       .run(e.at, e.tenantId, e.actor, e.action, e.target, e.outcome, JSON.stringify(e.detail));

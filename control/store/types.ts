@@ -182,6 +182,8 @@ export interface Store {
   getSecret(name: string): Promise<Buffer | null>;
   /** `feedChange`: the secret travels in the config feed (session keys), so storing it bumps the version. */
   putSecret(name: string, sealed: Buffer, options?: { feedChange?: boolean }): Promise<void>;
+  /** Whether there was one to delete; `feedChange` as for putSecret. */
+  deleteSecret(name: string, options?: { feedChange?: boolean }): Promise<boolean>;
 
   appendAudit(entry: Omit<AuditEntry, "id">): Promise<void>;
   listAudit(query: { tenantId: string; limit: number; beforeId?: number }): Promise<AuditEntry[]>;

@@ -26,7 +26,7 @@ import type { AuthResult, AuthTask, SessionKey } from "../workers/auth-task.js";
 import type { TaskInput, WorkerPool } from "../workers/pool.js";
 import type { EdgeApp, Route } from "../edge/routes.js";
 import { BoundedMap } from "../limits/bounded.js";
-import { fetchJson, Issuer } from "./issuer.js";
+import { fetchJson, Issuer, type IssuerMetadata } from "./issuer.js";
 import { denial, type Denial, type Identity } from "./policy.js";
 
 export const RESERVED = ".postern/";
@@ -123,6 +123,25 @@ function cookieId(app: EdgeApp): string {
 
 function clientIdOf(app: EdgeApp): string {
   return app.oidc.clientId ?? `postern-app-${app.id ?? app.name}`;
+}
+
+/**
+ * How the app authenticates at the token endpoint: not at all as a public client (PKCE alone);
+ * with its secret as a confidential one, in the Authorization header (client_secret_basic,
+ * RFC 6749 2.3.1) unless the issuer takes it only in the form (client_secret_post, then added
+ * to `form`). Returns the headers to send.
+ */
+function clientAuthentication(app: EdgeApp, meta: IssuerMetadata, form: URLSearchParams): Record<string, string> {
+  const secret = app.oidcClientSecret;
+  if (secret === undefined) return {};
+  const methods = meta.token_endpoint_auth_methods_supported;
+  if (methods !== undefined && !methods.includes("client_secret_basic") && methods.includes("client_secret_post")) {
+    form.set("client_secret", secret);
+    return {};
+  }
+  // Both halves form-encoded before joining, as RFC 6749 asks (a ":" in the id must not split it).
+  const encode = (s: string) => new URLSearchParams([["", s]]).toString().slice(1);
+  return { authorization: `Basic ${Buffer.from(`${encode(clientIdOf(app))}:${encode(secret)}`).toString("base64")}` };
 }
 
 function readCookie(headers: readonly (readonly [string, string])[], name: string): string | undefined {
@@ -476,10 +495,11 @@ export class AuthGate {
       if (this.#usedStates.has(state)) return fail("the sign-in state was already used");
       this.#usedStates.set(state, Number(tx.exp));
       const meta = await issuer.metadata();
+      const form = new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: this.#redirectUri(route), client_id: clientIdOf(app), code_verifier: String(tx.verifier) });
       const exchange = await fetchJson(meta.token_endpoint, this.options.dispatcher, {
         method: "POST",
-        headers: { "content-type": "application/x-www-form-urlencoded" },
-        body: new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: this.#redirectUri(route), client_id: clientIdOf(app), code_verifier: String(tx.verifier) }).toString(),
+        headers: { "content-type": "application/x-www-form-urlencoded", ...clientAuthentication(app, meta, form) },
+        body: form.toString(),
       });
       const idToken = (exchange.body as { id_token?: unknown }).id_token;
       if (exchange.status !== 200 || typeof idToken !== "string") return fail(`the identity provider did not issue an ID token (HTTP ${exchange.status})`);

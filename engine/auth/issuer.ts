@@ -12,6 +12,8 @@ export interface IssuerMetadata {
   readonly issuer: string;
   readonly authorization_endpoint: string;
   readonly token_endpoint: string;
+  /** How a confidential client may authenticate at the token endpoint; absent: client_secret_basic (OpenID Connect Discovery 1.0). */
+  readonly token_endpoint_auth_methods_supported?: readonly string[];
   readonly jwks_uri: string;
   readonly end_session_endpoint?: string;
 }

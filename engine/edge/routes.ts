@@ -26,6 +26,8 @@ export interface EdgeApp {
   readonly policy: { readonly allowedIpRanges: readonly string[]; readonly requireMfa: boolean; readonly sessionLifetimeMinutes: number };
   readonly ssoHeaders: Readonly<Record<string, string>>;
   readonly oidc: OidcAppSettings;
+  /** The app's client secret at its external issuer, when it is a confidential client there. */
+  readonly oidcClientSecret?: string;
 }
 
 export interface Route {

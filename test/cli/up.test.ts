@@ -1,3 +1,4 @@
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { request } from "undici";
 import { describe, expect, it } from "vitest";
@@ -81,6 +82,19 @@ describe("postern CLI (built, as child processes)", () => {
       });
       const update = await runCli(["app", "update", "Wiki", "--no-maintenance", "--group", "Default", "--data-dir", dir, "--json"]);
       expect(JSON.parse(update.stdout)).toMatchObject({ maintenanceMode: false, backendTimeout: "long" });
+      // A confidential client at an external issuer: the secret comes from a file and is never printed.
+      const secretFile = join(dir, "client-secret.txt");
+      writeFileSync(secretFile, "cli-s3cret\n", { mode: 0o600 });
+      const ext = ["--oidc-discovery", "https://login.example.com/t/v2.0/.well-known/openid-configuration", "--oidc-client-id", "ext"];
+      const confidential = await runCli(["app", "add", "--name", "Ext", "--internal-url", "http://ext.corp/", ...ext, "--oidc-client-secret-file", secretFile, "--data-dir", dir, "--json"]);
+      expect(confidential.code, confidential.stderr).toBe(0);
+      expect(JSON.parse(confidential.stdout)).toMatchObject({ name: "Ext", oidcClientSecretSet: true });
+      expect(confidential.stdout).not.toContain("cli-s3cret");
+      const both = await runCli(["app", "update", "Ext", "--no-oidc-client-secret", "--oidc-client-secret-file", secretFile, "--data-dir", dir]);
+      expect(both.code).toBe(2);
+      expect(both.stderr).toMatch(/--oidc-client-secret-file and --no-oidc-client-secret contradict each other/);
+      const cleared = await runCli(["app", "update", "Ext", "--no-oidc-client-secret", "--data-dir", dir, "--json"]);
+      expect(JSON.parse(cleared.stdout)).toMatchObject({ oidcClientSecretSet: false });
       const list = await runCli(["app", "list", "--data-dir", dir]);
       expect(list.stdout).toMatch(/^NAME\s+EXTERNALURL/);
       expect(list.stdout).toMatch(/Wiki\s+https:\/\/wiki\.contoso\.com\/\s+http:\/\/wiki\.corp\//);

@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseApp, type AppRuleContext, type AppSettings } from "../../control/apps.js";
 import type { ControlHandle } from "../../control/server.js";
@@ -55,7 +57,7 @@ describe("app settings rules", () => {
 });
 
 describe("apps through the API", () => {
-  let control: ControlHandle;
+  let control: ControlHandle & { dataDir: string };
   let admin: string;
   beforeAll(async () => {
     control = await startTestControl({ tenant: { name: "contoso", domainSuffix: "postern.test" }, edge: { scheme: "https" } });
@@ -79,6 +81,40 @@ describe("apps through the API", () => {
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe("POSTERN_BAD_REQUEST");
     expect((await api(control.url, "GET", "/api/v1/apps/Nope", admin)).status).toBe(404);
+  });
+
+  it("keeps an external issuer's client secret sealed and write-only: set, never shown, removed with the app", async () => {
+    const secret = "s3cret:with/odd=chars";
+    await api(control.url, "POST", "/api/v1/apps", admin, { name: "Builtin", internalUrl: "http://builtin.corp/" });
+    const refused = await api(control.url, "PUT", "/api/v1/apps/Builtin/oidc-client-secret", admin, { secret });
+    expect(refused.status).toBe(422);
+    expect(refused.body.error.problems[0].field).toBe("oidcClientSecret");
+    const created = await api(control.url, "POST", "/api/v1/apps", admin, {
+      name: "Ext", internalUrl: "http://ext.corp/", oidc: { discoveryUrl: "https://login.fabrikam.com/.well-known/openid-configuration", clientId: "ext" },
+    });
+    expect(created.body.oidcClientSecretSet).toBe(false);
+    // Only a Global or Application Administrator sets it.
+    const cloud = await control.mintToken({ name: "cloud", roles: ["Cloud Application Administrator"] });
+    expect((await api(control.url, "PUT", "/api/v1/apps/Ext/oidc-client-secret", cloud, { secret })).status).toBe(403);
+    const set = await api(control.url, "PUT", "/api/v1/apps/Ext/oidc-client-secret", admin, { secret });
+    expect(set.status).toBe(200);
+    expect(set.body.oidcClientSecretSet).toBe(true);
+    const listed = await api(control.url, "GET", "/api/v1/apps", admin);
+    const audit = await api(control.url, "GET", "/api/v1/audit", admin);
+    for (const seen of [set, listed, audit, await api(control.url, "GET", "/api/v1/apps/Ext", admin)]) expect(JSON.stringify(seen.body)).not.toContain("s3cret");
+    expect((listed.body.apps as { name: string; oidcClientSecretSet: boolean }[]).find((a) => a.name === "Ext")?.oidcClientSecretSet).toBe(true);
+    // Sealed at rest: the store's file never holds it in the clear.
+    const files = readdirSync(control.dataDir, { recursive: true }).map(String).filter((f) => statSync(join(control.dataDir, f)).isFile());
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) expect(readFileSync(join(control.dataDir, f)).includes(secret)).toBe(false);
+    expect((await api(control.url, "DELETE", "/api/v1/apps/Ext/oidc-client-secret", admin)).body.oidcClientSecretSet).toBe(false);
+    await api(control.url, "PUT", "/api/v1/apps/Ext/oidc-client-secret", admin, { secret });
+    expect((await api(control.url, "DELETE", "/api/v1/apps/Ext", admin)).status).toBe(204);
+    // A new app of the same name starts without one.
+    const again = await api(control.url, "POST", "/api/v1/apps", admin, {
+      name: "Ext", internalUrl: "http://ext.corp/", oidc: { discoveryUrl: "https://login.fabrikam.com/.well-known/openid-configuration", clientId: "ext" },
+    });
+    expect(again.body.oidcClientSecretSet).toBe(false);
   });
 
   it("stores a custom-domain certificate only when it covers the external host", async () => {
