@@ -88,7 +88,7 @@ App settings:
   --cookie-same-site lax|strict|none  SameSite of the session cookie (default lax)
   --session-lifetime MINUTES       Longest a sign-in lasts, whatever the token says (default 480)
   --oidc-discovery URL             Sign in with this issuer instead of the built-in IdP (its discovery document)
-  --oidc-client-id ID              The app's client id at that issuer (public client with PKCE)
+  --oidc-client-id ID              The app's client id at that issuer (a public client with PKCE, unless it has a secret)
   --oidc-client-secret-file FILE   Its client secret there, for a confidential client (the file's
                                    first line; sealed at rest, never shown); --no-oidc-client-secret removes it
   --claim-username|--claim-groups|--claim-roles|--claim-amr C   Claim names at that issuer
