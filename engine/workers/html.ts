@@ -39,24 +39,49 @@ export const REFRESH_URL = /(url\s*=\s*['"]?)([^'"\s;]+)/i;
 
 /**
  * Where the scanner is between chunks: in text; in a comment or a bogus comment (`<!...>`,
- * `<?...>`); in the content of a raw-text element; or in the rest of a tag too long to hold
- * (`quote` tells whether the cut fell inside a quoted value).
+ * `<?...>`); in a CDATA section (inline SVG or MathML); in the content of a raw-text element;
+ * or in the rest of a tag too long to hold (`quote` tells whether the cut fell inside a quoted
+ * value).
  */
 type Context =
   | { readonly in: "text" }
   | { readonly in: "comment" }
+  | { readonly in: "cdata" }
   | { readonly in: "bogus" }
-  | { readonly in: "raw"; readonly name: string }
+  | { readonly in: "raw"; readonly name: string; readonly escape?: ScriptEscape }
   | { readonly in: "tag"; readonly name: string; readonly quote: number };
+
+/**
+ * An element open inside inline SVG or MathML, with its namespace: "html" for an HTML element
+ * there (within an integration point such as <foreignObject>, where markup is HTML again).
+ */
+export interface ForeignElement {
+  readonly name: string;
+  readonly ns: "svg" | "math" | "html";
+}
 
 export interface HtmlState {
   readonly kind: "html";
   /** Bytes held from the previous chunk (latin1: one character per byte), scanned again in front of the next one. */
   readonly held: string;
   readonly context: Context;
+  /**
+   * The elements open since the outermost <svg> or <math>, outermost first; empty in plain HTML.
+   * There the tokenizer works otherwise: no raw-text elements, CDATA sections, self-closing
+   * tags, and some HTML tags break out.
+   */
+  readonly foreign: readonly ForeignElement[];
 }
 
 const TEXT: Context = { in: "text" };
+
+/**
+ * Where a script's text is: plain (0); after "<!--", where a "</script>" still ends it (1);
+ * or after "<!--" and then "<script", where "</script>" only steps back to 1 (2). The HTML
+ * tokenizer's script data escape states: old pages hide scripts in comments and write
+ * script tags from strings.
+ */
+type ScriptEscape = 0 | 1 | 2;
 
 const GT = 0x3e, SLASH = 0x2f, BANG = 0x21, QUESTION = 0x3f, EQ = 0x3d, DQ = 0x22, SQ = 0x27, DASH = 0x2d;
 
@@ -83,9 +108,9 @@ export function rewriteHtml(state: HtmlState | undefined, chunk: Uint8Array, fin
   // Scanned as a latin1 string (one character per byte): V8 inlines charCodeAt and indexOf on
   // strings, where each Buffer call would cross into C++.
   const text = input.toString("latin1");
-  const scan = new Scanner(held.length > 0 ? held + text : text, final, links, state?.context ?? TEXT);
+  const scan = new Scanner(held.length > 0 ? held + text : text, final, links, state?.context ?? TEXT, state?.foreign ?? []);
   scan.run();
-  return { out: scan.output(input, held.length), state: { kind: "html", held: scan.heldText(), context: scan.context } };
+  return { out: scan.output(input, held.length), state: { kind: "html", held: scan.heldText(), context: scan.context, foreign: scan.foreign } };
 }
 
 /**
@@ -103,8 +128,14 @@ class Scanner {
   /** Values of the attributes that matter in the tag being read; most tags have none. */
   #values: { attr: string; start: number; end: number }[] | null = null;
 
-  constructor(private readonly b: string, private readonly final: boolean, private readonly links: LinkMap, context: Context) {
+  /** See HtmlState.foreign; a copy, as states are shared. */
+  readonly foreign: ForeignElement[];
+  /** Whether the tag #attributes last read ended with "/>". */
+  #selfClosing = false;
+
+  constructor(private readonly b: string, private readonly final: boolean, private readonly links: LinkMap, context: Context, foreign: readonly ForeignElement[]) {
     this.context = context;
+    this.foreign = [...foreign];
   }
 
   run(): void {
@@ -185,12 +216,16 @@ class Scanner {
           at = dash + 1;
         }
       }
+      case "cdata": {
+        const end = b.indexOf("]]>", i);
+        return end < 0 ? this.#holdTail(Math.max(i, b.length - 2)) : this.#enter(TEXT, end + 3);
+      }
       case "bogus": {
         const gt = b.indexOf(">", i);
         return gt < 0 ? this.#finishAll() : this.#enter(TEXT, gt + 1);
       }
       case "raw":
-        return this.#rawText(i, ctx.name);
+        return ctx.name === "script" ? this.#scriptText(i, ctx.escape ?? 0) : this.#rawText(i, ctx.name);
       case "tag": {
         const end = this.#skipTagRest(i, ctx.quote);
         if (end < 0) {
@@ -221,9 +256,15 @@ class Scanner {
     if (lt + 1 >= b.length) return this.#holdFrom(lt, TEXT);
     const c = b.charCodeAt(lt + 1);
     if (c === BANG) {
+      if (this.foreign.length > 0 && this.foreign[this.foreign.length - 1]!.ns !== "html") {
+        // In an SVG or MathML element, "<![CDATA[" opens text that runs to "]]>".
+        if (lt + 9 > b.length) return this.#holdFrom(lt, TEXT);
+        if (b.startsWith("<![CDATA[", lt)) return this.#enter({ in: "cdata" }, lt + 9);
+      }
       if (lt + 3 >= b.length) return this.#holdFrom(lt, TEXT);
       if (b.charCodeAt(lt + 2) === DASH && b.charCodeAt(lt + 3) === DASH) {
-        // "<!-->" and "<!--->" are whole (empty) comments.
+        // "<!-->" and "<!--->" are whole (empty) comments: the bytes that tell must be here.
+        if (lt + 5 >= b.length && !this.final) return this.#holdFrom(lt, TEXT);
         if (lt + 4 < b.length && b.charCodeAt(lt + 4) === GT) return this.#enter(TEXT, lt + 5);
         if (lt + 5 < b.length && b.charCodeAt(lt + 4) === DASH && b.charCodeAt(lt + 5) === GT) return this.#enter(TEXT, lt + 6);
         return this.#enter({ in: "comment" }, lt + 4);
@@ -256,7 +297,62 @@ class Scanner {
     const end = this.#attributes(i, start && isMeta(b, nameStart, i));
     if (end < 0) return this.#holdFrom(lt, { in: "tag", name: raw ?? "", quote: -1 - end });
     if (this.#values !== null) this.#tagEdits(start ? b.slice(nameStart, i).toLowerCase() : "", this.#values);
-    return this.#enter(raw !== undefined ? { in: "raw", name: raw } : TEXT, end);
+    const rawHere = this.foreign.length === 0 && findName(FOREIGN_ROOTS, b, nameStart, i) === undefined ? raw : this.#foreignTag(b.slice(nameStart, i).toLowerCase(), start, raw);
+    return this.#enter(rawHere !== undefined ? { in: "raw", name: rawHere } : TEXT, end);
+  }
+
+  /**
+   * Whether markup at the current point is read as HTML: outside SVG and MathML, in an HTML
+   * element within them, or (`start` tags other than mglyph and malignmark) right inside an
+   * integration point.
+   */
+  #htmlHere(start: boolean, name: string): boolean {
+    const top = this.foreign[this.foreign.length - 1];
+    if (top === undefined || top.ns === "html" || (top.ns === "svg" && SVG_HTML_POINTS.has(top.name))) return true;
+    return start && top.ns === "math" && MATHML_TEXT_POINTS.has(top.name) && name !== "mglyph" && name !== "malignmark";
+  }
+
+  /**
+   * A tag that starts, is inside or ends inline SVG or MathML (the HTML tree builder's rules
+   * for foreign content, as far as they decide how the following bytes are read); returns the
+   * raw-text element it opens, if any.
+   */
+  #foreignTag(name: string, start: boolean, raw: string | undefined): string | undefined {
+    const foreign = this.foreign;
+    const html = this.#htmlHere(start, name);
+    if (!start) {
+      if (!html && (name === "p" || name === "br")) {
+        this.#breakOut();
+        return undefined;
+      }
+      for (let at = foreign.length - 1; at >= 0; at--) {
+        if (foreign[at]!.name !== name) continue;
+        foreign.length = at;
+        return undefined;
+      }
+      // No such element open in here. The parser then ignores the tag, or it closes an element
+      // around the SVG and the SVG with it (an <svg> left open in a <div>): assumed for the end
+      // tags of HTML containers, which well-formed SVG never has.
+      if (!html && CONTAINERS.has(name)) foreign.length = 0;
+      return undefined;
+    }
+    if (name === "svg" || name === "math") {
+      if (!this.#selfClosing) foreign.push({ name, ns: name });
+      return undefined;
+    }
+    if (html || BREAKOUT.has(name)) {
+      if (!html) this.#breakOut();
+      if (foreign.length > 0 && !VOID_ELEMENTS.has(name)) foreign.push({ name, ns: "html" });
+      return raw;
+    }
+    // A foreign element: no raw text in it, and "/>" closes it.
+    if (!this.#selfClosing) foreign.push({ name, ns: foreign[foreign.length - 1]!.ns });
+    return undefined;
+  }
+
+  /** An HTML tag inside SVG or MathML closes foreign elements up to an HTML element or integration point. */
+  #breakOut(): void {
+    while (!this.#htmlHere(false, "")) this.foreign.pop();
   }
 
   /**
@@ -269,9 +365,13 @@ class Scanner {
     const b = this.b;
     const n = b.length;
     for (;;) {
+      const between = i;
       while (i < n && (isSpace(b.charCodeAt(i)) || b.charCodeAt(i) === SLASH)) i++;
       if (i >= n) return OUT_OF_INPUT;
-      if (b.charCodeAt(i) === GT) return i + 1;
+      if (b.charCodeAt(i) === GT) {
+        this.#selfClosing = i > between && b.charCodeAt(i - 1) === SLASH;
+        return i + 1;
+      }
       const nameStart = i;
       i++; // the first character may be "=" (then it is part of the name)
       while (i < n && (CLASS[b.charCodeAt(i)]! & ENDS_ATTRIBUTE_NAME) === 0) i++;
@@ -293,7 +393,10 @@ class Scanner {
         if (valueEnd < 0) return -1 - q;
         i = valueEnd + 1;
       } else {
-        if (q === GT) return i + 1; // "a=>" : empty value
+        if (q === GT) {
+          this.#selfClosing = false;
+          return i + 1; // "a=>" : empty value
+        }
         valueStart = i;
         while (i < n && (CLASS[b.charCodeAt(i)]! & ENDS_UNQUOTED) === 0) i++;
         if (i >= n) return OUT_OF_INPUT;
@@ -383,6 +486,67 @@ class Scanner {
     }
   }
 
+  /** A script's text (see ScriptEscape): up to the "</script" that ends it. */
+  #scriptText(i: number, escape: ScriptEscape): number {
+    const b = this.b;
+    // Runs out of input: the bytes from `from` may start a sequence that changes the state.
+    const hold = (from: number): number => {
+      if (this.final) return this.#finishAll();
+      this.context = { in: "raw", name: "script", escape };
+      return this.#holdTail(from);
+    };
+    for (let at = i; ; ) {
+      const lt = b.indexOf("<", at);
+      if (escape !== 0) {
+        const dashes = b.indexOf("-->", at);
+        if (dashes >= 0 && (lt < 0 || dashes < lt)) {
+          escape = 0;
+          at = dashes + 3;
+          continue;
+        }
+      }
+      if (lt < 0) return hold(escape === 0 ? b.length : Math.max(at, b.length - 2));
+      // "</script" and one more byte is the longest sequence that matters.
+      if (lt + 9 > b.length && !this.final) return hold(escape === 0 ? lt : Math.max(at, Math.min(lt, b.length - 2)));
+      if (escape === 0 && b.startsWith("<!--", lt)) {
+        let j = lt + 4;
+        while (j < b.length && b.charCodeAt(j) === DASH) j++;
+        if (j >= b.length && !this.final) return hold(lt);
+        // "<!-->" (or with more dashes) closes at once.
+        if (j < b.length && b.charCodeAt(j) === GT) at = j + 1;
+        else {
+          escape = 1;
+          at = j;
+        }
+        continue;
+      }
+      if (b.charCodeAt(lt + 1) === SLASH && this.#namedTagAt(lt + 2, "script")) {
+        if (escape !== 2) {
+          this.context = TEXT;
+          this.safe = lt;
+          return lt; // the end tag itself is scanned as a tag
+        }
+        escape = 1;
+        at = lt + 8;
+        continue;
+      }
+      if (escape === 1 && this.#namedTagAt(lt + 1, "script")) {
+        escape = 2;
+        at = lt + 7;
+        continue;
+      }
+      at = lt + 1;
+    }
+  }
+
+  /** Whether `name` (lower case) is spelled at `at`, in any case, and ended by a space, "/" or ">". */
+  #namedTagAt(at: number, name: string): boolean {
+    const b = this.b;
+    if (at + name.length >= b.length || !spells(b, at, name)) return false;
+    const after = b.charCodeAt(at + name.length);
+    return isSpace(after) || after === SLASH || after === GT;
+  }
+
   /** The raw text runs past the buffer; `tail` is where a possible end tag begins. */
   #rawRunsOn(i: number, name: string, tail: number): number {
     if (this.final) {
@@ -436,6 +600,20 @@ function findName(table: NameTable, b: string, start: number, end: number): stri
 }
 
 const RAW_TEXT_NAMES = nameTable(RAW_TEXT);
+const FOREIGN_ROOTS = nameTable(["svg", "math"]);
+/** Where SVG holds HTML again (HTML integration points; MathML's annotation-xml is left aside). */
+const SVG_HTML_POINTS = new Set(["foreignobject", "desc", "title"]);
+/** MathML text integration points: start tags in them are HTML. */
+const MATHML_TEXT_POINTS = new Set(["mi", "mo", "mn", "ms", "mtext"]);
+/** HTML start tags that end SVG or MathML content (font aside). */
+const BREAKOUT = new Set(["b", "big", "blockquote", "body", "br", "center", "code", "dd", "div", "dl", "dt", "em", "embed", "h1", "h2", "h3", "h4", "h5", "h6",
+  "head", "hr", "i", "img", "li", "listing", "menu", "meta", "nobr", "ol", "p", "pre", "ruby", "s", "small", "span", "strong", "strike", "sub", "sup", "table",
+  "tt", "u", "ul", "var"]);
+/** HTML containers whose end tag, met in SVG or MathML, is taken to close an element around it. */
+const CONTAINERS = new Set(["address", "article", "aside", "blockquote", "body", "button", "center", "dd", "details", "dialog", "dir", "div", "dl", "dt",
+  "fieldset", "figcaption", "figure", "footer", "form", "header", "hgroup", "html", "li", "listing", "main", "menu", "nav", "ol", "pre", "section",
+  "summary", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul"]);
+const VOID_ELEMENTS = new Set(["area", "base", "br", "col", "embed", "hr", "img", "input", "keygen", "link", "meta", "param", "source", "track", "wbr", "frame"]);
 /** Every attribute that can carry a link on some element. */
 const LINK_ATTRIBUTES = nameTable(new Set([...[...URL_ATTRIBUTES.values()].flat(), "style"]));
 
