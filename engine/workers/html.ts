@@ -345,9 +345,12 @@ class Scanner {
       if (foreign.length > 0 && !VOID_ELEMENTS.has(name)) foreign.push({ name, ns: "html" });
       return raw;
     }
-    // A foreign element: no raw text in it, and "/>" closes it.
-    if (!this.#selfClosing) foreign.push({ name, ns: foreign[foreign.length - 1]!.ns });
-    return undefined;
+    // A foreign element: no raw text in it, and "/>" closes it. Except that an SVG <style> is
+    // read as CSS to its end tag, as in HTML: it holds a stylesheet (often in a CDATA section)
+    // whose url()s need translating, and never markup in practice.
+    if (this.#selfClosing) return undefined;
+    foreign.push({ name, ns: foreign[foreign.length - 1]!.ns });
+    return name === "style" ? "style" : undefined;
   }
 
   /** An HTML tag inside SVG or MathML closes foreign elements up to an HTML element or integration point. */
