@@ -7,10 +7,12 @@
  * Why a purpose-built scanner and not a general tokenizer: translation needs tags, attributes,
  * comments and raw-text elements, nothing else (no entities, no tree), and it must run at
  * hundreds of MB/s per worker. htmlparser2's tokenizer measured 65-88 MB/s here before any
- * rewriting; this scanner jumps between markup with Buffer.indexOf and touches text bytes
+ * rewriting; this scanner jumps between markup with String indexOf and touches text bytes
  * only there. It follows the HTML tokenizer's rules for what it recognises (quoted and
- * unquoted values, `<!-->`, `--!>`, appropriate end tags of raw-text elements); the corpus test
- * holds it to parse5's DOM on real pages.
+ * unquoted values, `<!-->`, `--!>`, appropriate end tags of raw-text elements, a script's
+ * escape states) and the few tree-builder rules that change how bytes are read (inline SVG
+ * and MathML: see HtmlState.foreign). The corpus test holds it to parse5's DOM on real pages,
+ * the fuzz test on random tag soup.
  *
  * Streaming: the state between chunks is a small plain object (any pool worker takes the next
  * chunk of any response). A construct cut by the chunk end (a tag, the opening of a comment,
@@ -28,6 +30,9 @@ const URL_ATTRIBUTES = new Map<string, readonly string[]>(Object.entries({
 
 /** Elements whose content is text up to their end tag (HTML's raw text and RCDATA elements). */
 const RAW_TEXT = new Set(["script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes"]);
+
+/** Most elements recorded open inside inline SVG or MathML (HtmlState.foreign). */
+export const MAX_FOREIGN_DEPTH = 256;
 
 /** Longest construct held back waiting for its end, bytes. */
 export const MAX_HOLD = 64 * 1024;
@@ -337,20 +342,30 @@ class Scanner {
       return undefined;
     }
     if (name === "svg" || name === "math") {
-      if (!this.#selfClosing) foreign.push({ name, ns: name });
+      if (!this.#selfClosing) this.#open(name, name);
       return undefined;
     }
     if (html || BREAKOUT.has(name)) {
       if (!html) this.#breakOut();
-      if (foreign.length > 0 && !VOID_ELEMENTS.has(name)) foreign.push({ name, ns: "html" });
+      if (foreign.length > 0 && !VOID_ELEMENTS.has(name)) this.#open(name, "html");
       return raw;
     }
     // A foreign element: no raw text in it, and "/>" closes it. Except that an SVG <style> is
     // read as CSS to its end tag, as in HTML: it holds a stylesheet (often in a CDATA section)
     // whose url()s need translating, and never markup in practice.
     if (this.#selfClosing) return undefined;
-    foreign.push({ name, ns: foreign[foreign.length - 1]!.ns });
+    this.#open(name, foreign[foreign.length - 1]!.ns);
     return name === "style" ? "style" : undefined;
+  }
+
+  /**
+   * Records an open element, within bounds (the stack travels with every chunk's state): past
+   * MAX_FOREIGN_DEPTH an element is not recorded, so its end tag closes an outer one of its
+   * name, if any, and reading goes back to HTML early, never later. Names are cut to 64
+   * characters, more than any element has.
+   */
+  #open(name: string, ns: ForeignElement["ns"]): void {
+    if (this.foreign.length < MAX_FOREIGN_DEPTH) this.foreign.push({ name: name.slice(0, 64), ns });
   }
 
   /** An HTML tag inside SVG or MathML closes foreign elements up to an HTML element or integration point. */

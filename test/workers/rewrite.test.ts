@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { checkSync } from "recheck";
 import { CSS_URL } from "../../engine/workers/css.js";
-import { MAX_HOLD, REFRESH_URL, SRCSET_CANDIDATE } from "../../engine/workers/html.js";
+import { MAX_FOREIGN_DEPTH, MAX_HOLD, REFRESH_URL, SRCSET_CANDIDATE, type HtmlState } from "../../engine/workers/html.js";
 import { LinkMap } from "../../engine/workers/links.js";
 import { rewriteChunk, type BodyKind } from "../../engine/workers/rewrite.js";
 import { rewriteBytes } from "../fixtures/translate.js";
@@ -146,6 +146,17 @@ describe("bounded holds in HTML", () => {
     expect(out.length).toBe(big.length + "https://benefits.contoso.com/".length - "http://benefits/".length);
     expect(out.startsWith('<a href="http://benefits/yyy')).toBe(true);
     expect(out.endsWith('<a href="https://benefits.contoso.com/after">')).toBe(true);
+  });
+
+  it("bounds what it keeps of deeply nested SVG: the open-element record stops at its cap", () => {
+    const deep = `<svg>${`<g${"x".repeat(200)}>`.repeat(10_000)}`;
+    const step = rewriteChunk("html", undefined, Buffer.from(deep), false, links);
+    const foreign = (step.state as HtmlState).foreign;
+    expect(foreign.length).toBe(MAX_FOREIGN_DEPTH);
+    expect(Math.max(...foreign.map((e) => e.name.length))).toBeLessThanOrEqual(64);
+    // Still SVG: a CDATA section there is text, and a link after the SVG closes is translated.
+    const end = rewriteChunk("html", step.state, Buffer.from('<![CDATA[<a href="http://benefits/1">]]></svg><a href="http://benefits/2">'), true, links);
+    expect(end.out.toString()).toBe('<![CDATA[<a href="http://benefits/1">]]></svg><a href="https://benefits.contoso.com/2">');
   });
 
   it("a comment is never held back, however long (only the bytes that may start its end)", () => {
