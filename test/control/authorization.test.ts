@@ -38,6 +38,8 @@ function probes(control: ControlHandle, adminToken: string): Probe[] {
     { method: "PATCH", route: "/api/v1/apps/{name}", allowed: [GA, AA], request: () => ({ path: "/api/v1/apps/Seed", body: { backendTimeout: "long" } }) },
     { method: "PATCH", route: "/api/v1/apps/{name}", allowed: [GA, AA, CAA], request: (who) => ({ path: "/api/v1/apps/Seed", body: { assignments: { users: [slug(who)] } } }) },
     { method: "PUT", route: "/api/v1/apps/{name}/certificate", allowed: [GA, AA], request: () => ({ path: "/api/v1/apps/Seed/certificate", body: { format: "pem", pem: "not a certificate" } }) },
+    { method: "PUT", route: "/api/v1/apps/{name}/oidc-client-secret", allowed: [GA, AA], request: () => ({ path: "/api/v1/apps/Seed/oidc-client-secret", body: { secret: "s3cret" } }) },
+    { method: "DELETE", route: "/api/v1/apps/{name}/oidc-client-secret", allowed: [GA, AA], request: () => ({ path: "/api/v1/apps/Seed/oidc-client-secret" }) },
     { method: "DELETE", route: "/api/v1/apps/{name}", allowed: [GA, AA], request: async (who) => {
       await api(control.url, "POST", "/api/v1/apps", adminToken, { ...app(who), name: `doomed-${slug(who)}`, internalUrl: `http://doomed-${slug(who)}.corp/`, externalUrl: `https://doomed-${slug(who)}.contoso.com/` });
       return { path: `/api/v1/apps/doomed-${slug(who)}` };
