@@ -260,22 +260,7 @@ class Scanner {
     const b = this.b;
     if (lt + 1 >= b.length) return this.#holdFrom(lt, TEXT);
     const c = b.charCodeAt(lt + 1);
-    if (c === BANG) {
-      if (this.foreign.length > 0 && this.foreign[this.foreign.length - 1]!.ns !== "html") {
-        // In an SVG or MathML element, "<![CDATA[" opens text that runs to "]]>".
-        if (lt + 9 > b.length) return this.#holdFrom(lt, TEXT);
-        if (b.startsWith("<![CDATA[", lt)) return this.#enter({ in: "cdata" }, lt + 9);
-      }
-      if (lt + 3 >= b.length) return this.#holdFrom(lt, TEXT);
-      if (b.charCodeAt(lt + 2) === DASH && b.charCodeAt(lt + 3) === DASH) {
-        // "<!-->" and "<!--->" are whole (empty) comments: the bytes that tell must be here.
-        if (lt + 5 >= b.length && !this.final) return this.#holdFrom(lt, TEXT);
-        if (lt + 4 < b.length && b.charCodeAt(lt + 4) === GT) return this.#enter(TEXT, lt + 5);
-        if (lt + 5 < b.length && b.charCodeAt(lt + 4) === DASH && b.charCodeAt(lt + 5) === GT) return this.#enter(TEXT, lt + 6);
-        return this.#enter({ in: "comment" }, lt + 4);
-      }
-      return this.#enter({ in: "bogus" }, lt + 2);
-    }
+    if (c === BANG) return this.#bang(lt);
     if (c === QUESTION) return this.#enter({ in: "bogus" }, lt + 2);
     if (c === SLASH) {
       if (lt + 2 >= b.length) return this.#holdFrom(lt, TEXT);
@@ -286,6 +271,25 @@ class Scanner {
     }
     if (isAlpha(c)) return this.#tag(lt, lt + 1, true);
     return this.#enter(TEXT, lt + 1); // a "<" that starts nothing is text
+  }
+
+  /** At "<!": a comment, a CDATA section (in SVG or MathML) or a bogus comment. Kept apart from the tags' path, which is hotter. */
+  #bang(lt: number): number {
+    const b = this.b;
+    if (this.foreign.length > 0 && this.foreign[this.foreign.length - 1]!.ns !== "html") {
+      // In an SVG or MathML element, "<![CDATA[" opens text that runs to "]]>".
+      if (lt + 9 > b.length) return this.#holdFrom(lt, TEXT);
+      if (b.startsWith("<![CDATA[", lt)) return this.#enter({ in: "cdata" }, lt + 9);
+    }
+    if (lt + 3 >= b.length) return this.#holdFrom(lt, TEXT);
+    if (b.charCodeAt(lt + 2) === DASH && b.charCodeAt(lt + 3) === DASH) {
+      // "<!-->" and "<!--->" are whole (empty) comments: the bytes that tell must be here.
+      if (lt + 5 >= b.length && !this.final) return this.#holdFrom(lt, TEXT);
+      if (lt + 4 < b.length && b.charCodeAt(lt + 4) === GT) return this.#enter(TEXT, lt + 5);
+      if (lt + 5 < b.length && b.charCodeAt(lt + 4) === DASH && b.charCodeAt(lt + 5) === GT) return this.#enter(TEXT, lt + 6);
+      return this.#enter({ in: "comment" }, lt + 4);
+    }
+    return this.#enter({ in: "bogus" }, lt + 2);
   }
 
   /** A start or end tag whose name begins at `nameStart`. */
@@ -302,7 +306,9 @@ class Scanner {
     const end = this.#attributes(i, start && isMeta(b, nameStart, i));
     if (end < 0) return this.#holdFrom(lt, { in: "tag", name: raw ?? "", quote: -1 - end });
     if (this.#values !== null) this.#tagEdits(start ? b.slice(nameStart, i).toLowerCase() : "", this.#values);
-    const rawHere = this.foreign.length === 0 && findName(FOREIGN_ROOTS, b, nameStart, i) === undefined ? raw : this.#foreignTag(b.slice(nameStart, i).toLowerCase(), start, raw);
+    // Outside SVG and MathML, only an <svg> or <math> start tag concerns them.
+    const foreign = this.foreign.length > 0 || (start && isForeignRoot(b, nameStart, i));
+    const rawHere = foreign ? this.#foreignTag(b.slice(nameStart, i).toLowerCase(), start, raw) : raw;
     return this.#enter(rawHere !== undefined ? { in: "raw", name: rawHere } : TEXT, end);
   }
 
@@ -618,7 +624,6 @@ function findName(table: NameTable, b: string, start: number, end: number): stri
 }
 
 const RAW_TEXT_NAMES = nameTable(RAW_TEXT);
-const FOREIGN_ROOTS = nameTable(["svg", "math"]);
 /** Where SVG holds HTML again (HTML integration points; MathML's annotation-xml is left aside). */
 const SVG_HTML_POINTS = new Set(["foreignobject", "desc", "title"]);
 /** MathML text integration points: start tags in them are HTML. */
@@ -658,6 +663,11 @@ function hasSlashes(b: string, start: number, end: number): boolean {
     if (b.charCodeAt(k) === SLASH && b.charCodeAt(k - 1) === SLASH) return true;
   }
   return false;
+}
+
+function isForeignRoot(b: string, start: number, end: number): boolean {
+  const length = end - start;
+  return (length === 3 && spells(b, start, "svg")) || (length === 4 && spells(b, start, "math"));
 }
 
 function isMeta(b: string, start: number, end: number): boolean {
