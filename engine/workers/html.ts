@@ -535,7 +535,8 @@ class Scanner {
       if (escape === 0 && b.startsWith("<!--", lt)) {
         let j = lt + 4;
         while (j < b.length && b.charCodeAt(j) === DASH) j++;
-        if (j >= b.length && !this.final) return hold(lt);
+        // Whether a ">" closes it at once is for the next bytes to tell, if the dashes are few.
+        if (j >= b.length && !this.final && b.length - lt <= MAX_HOLD) return hold(lt);
         // "<!-->" (or with more dashes) closes at once.
         if (j < b.length && b.charCodeAt(j) === GT) at = j + 1;
         else {

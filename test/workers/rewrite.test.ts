@@ -3,7 +3,7 @@ import { checkSync } from "recheck";
 import { CSS_URL } from "../../engine/workers/css.js";
 import { MAX_FOREIGN_DEPTH, MAX_HOLD, REFRESH_URL, SRCSET_CANDIDATE, type HtmlState } from "../../engine/workers/html.js";
 import { LinkMap } from "../../engine/workers/links.js";
-import { rewriteChunk, type BodyKind } from "../../engine/workers/rewrite.js";
+import { rewriteChunk, type BodyKind, type RewriteState } from "../../engine/workers/rewrite.js";
 import { rewriteBytes } from "../fixtures/translate.js";
 
 const links = new LinkMap([
@@ -157,6 +157,19 @@ describe("bounded holds in HTML", () => {
     // Still SVG: a CDATA section there is text, and a link after the SVG closes is translated.
     const end = rewriteChunk("html", step.state, Buffer.from('<![CDATA[<a href="http://benefits/1">]]></svg><a href="http://benefits/2">'), true, links);
     expect(end.out.toString()).toBe('<![CDATA[<a href="http://benefits/1">]]></svg><a href="https://benefits.contoso.com/2">');
+  });
+
+  it("holds back no more than MAX_HOLD of a script, whatever its comment-hidden parts", () => {
+    const script = Buffer.from(`<script><!--${"-".repeat(200_000)}x</script><a href="http://benefits/1">`);
+    let state: RewriteState | undefined;
+    const out: Buffer[] = [];
+    for (let at = 0; at < script.length; at += 1024) {
+      const step = rewriteChunk("html", state, script.subarray(at, at + 1024), at + 1024 >= script.length, links);
+      state = step.state;
+      expect((state as HtmlState).held.length).toBeLessThanOrEqual(MAX_HOLD + 1024);
+      out.push(step.out);
+    }
+    expect(Buffer.concat(out).toString()).toBe(`<script><!--${"-".repeat(200_000)}x</script><a href="https://benefits.contoso.com/1">`);
   });
 
   it("a comment is never held back, however long (only the bytes that may start its end)", () => {
