@@ -10,6 +10,7 @@ import { createServer } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import type { Readable } from "node:stream";
 import { parseArgs } from "node:util";
 import { runLoad } from "./run.js";
 
@@ -45,16 +46,24 @@ export function start(args: string[], cpus?: string): Started {
   const node = [process.execPath, ...NODE_FLAGS, ...args];
   const [command, argv] = cpus === undefined ? [node[0]!, node.slice(1)] : ["taskset", ["-c", cpus, ...node]];
   const child = spawn(command, argv, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, POSTERN_LOG_LEVEL: "warn" } });
-  const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
+  const ready = firstJsonLine(child.stdout!, new Promise((resolve) => child.once("exit", resolve)).then((code) => `${args.slice(0, 3).join(" ")} exited with ${code}`));
+  return { child, ready };
+}
+
+/**
+ * The first JSON line a process prints on `stdout` (this uWS build prints debug lines there
+ * before it, when it adds SNI routes); rejects with the message `failed` resolves to first.
+ */
+export function firstJsonLine(stdout: Readable, failed: Promise<string>): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: stdout });
     lines.on("line", (line) => {
       if (!line.startsWith("{")) return;
       lines.removeAllListeners("line");
       resolve(JSON.parse(line) as Record<string, unknown>);
     });
-    child.once("exit", (code) => reject(new Error(`${args.slice(0, 3).join(" ")} exited with ${code}`)));
+    void failed.then((message) => reject(new Error(message)));
   });
-  return { child, ready };
 }
 
 /** A long-running `postern` command (control, engine, connector run, up). */

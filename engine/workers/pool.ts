@@ -14,6 +14,7 @@ import { PosternError, type ErrorCode } from "../protocol/errors.js";
 import type { LinkMapping } from "./links.js";
 import type { BodyKind, RewriteState } from "./rewrite.js";
 import type { BatchResult, BatchTask } from "./translate-task.js";
+import type { TenantLinks } from "./translation.js";
 
 export interface PoolLimits {
   /** Worker threads. */
@@ -161,7 +162,7 @@ export interface ChunkInput {
   /** The chunk's bytes, in pieces (the writes that made it); they are copied, not kept. */
   readonly input: readonly Uint8Array[];
   readonly final: boolean;
-  readonly links: { readonly key: string; readonly mappings: readonly LinkMapping[] };
+  readonly links: TenantLinks;
 }
 
 export interface ChunkOutput {

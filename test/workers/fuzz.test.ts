@@ -149,8 +149,6 @@ function compare(a: Node, b: Node, path: string, parent?: Node): number {
 
 describe("HTML rewriter against parse5 on random tag soup", () => {
   const seeds = Array.from({ length: Number(process.env.FUZZ_SEEDS ?? 400) }, (_, i) => i + 1);
-  let translated = 0;
-  let untouched = 0;
   it.each(seeds)("seed %i: same tree but every URL attribute translated, whole and in random chunks", (seed) => {
     const input = documentFor(seed);
     const bytes = Buffer.from(input, "latin1");
@@ -158,13 +156,19 @@ describe("HTML rewriter against parse5 on random tag soup", () => {
     const cuts = [...new Set(Array.from({ length: Math.floor(r() * 6) }, () => 1 + Math.floor(r() * (bytes.length - 1))))].sort((x, y) => x - y).filter((c) => c > 0 && c < bytes.length);
     const whole = rewriteBytes("html", bytes, [], links).toString("latin1");
     expect(rewriteBytes("html", bytes, cuts, links).toString("latin1"), `cut at ${cuts.join(", ")}`).toBe(whole);
-    const changed = compare(parse(input) as Node, parse(whole) as Node, "#document");
-    if (changed > 0) translated += changed;
-    else untouched++;
+    compare(parse(input) as Node, parse(whole) as Node, "#document");
   });
 
   it("the documents exercise it: many translations, and documents where nothing may change", () => {
-    expect(translated).toBeGreaterThan(200);
-    expect(untouched).toBeGreaterThan(10);
+    let translated = 0;
+    let untouched = 0;
+    for (const seed of seeds) {
+      const input = documentFor(seed);
+      const changed = compare(parse(input) as Node, parse(rewriteBytes("html", Buffer.from(input, "latin1"), [], links).toString("latin1")) as Node, "#document");
+      if (changed > 0) translated += changed;
+      else untouched++;
+    }
+    expect(translated).toBeGreaterThan(seeds.length / 2);
+    expect(untouched).toBeGreaterThan(seeds.length / 40);
   });
 });
