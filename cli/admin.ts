@@ -9,7 +9,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { Agent } from "undici";
 import { CREDENTIAL_FILE } from "../control/context.js";
-import { ControlError, controlRequest, controlTrust } from "../engine/protocol/control-client.js";
+import { ControlError, controlRequest, controlTrust } from "../control/client/client.js";
 
 
 /** `--data-dir` default: $POSTERN_DATA_DIR, else ~/.local/share/postern. */

@@ -6,7 +6,7 @@
 import { parseArgs } from "node:util";
 import { Agent, request } from "undici";
 import { CLI_CLIENT_ID, CONTROL_API_AUDIENCE } from "../control/idp/constants.js";
-import { controlTrust } from "../engine/protocol/control-client.js";
+import { controlTrust } from "../control/client/client.js";
 import { UsageError } from "./admin.js";
 
 

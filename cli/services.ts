@@ -132,7 +132,8 @@ export async function runEngine(args: string[]): Promise<number> {
     process.stdout.write(ENGINE_HELP);
     return 0;
   }
-  const { enroll, identityExists } = await import("../engine/protocol/enrollment.js");
+  const { identityExists } = await import("../engine/identity/files.js");
+  const { enroll } = await import("../control/client/enroll.js");
   const { EngineNode } = await import("../engine/node.js");
   const stateDir = v["state-dir"] ?? join(v["data-dir"] ?? defaultDataDir(), "engine");
   const port = intFlag(v["tunnel-port"], "tunnel-port", 7700, 0, 65535);
@@ -188,7 +189,7 @@ export async function runConnector(args: string[]): Promise<number> {
   const out = (data: unknown, text: string) => process.stdout.write(v.json ? JSON.stringify(data) + "\n" : text);
   switch (verb) {
     case "register": {
-      const { enroll } = await import("../engine/protocol/enrollment.js");
+      const { enroll } = await import("../control/client/enroll.js");
       let admin: AdminTarget;
       if (v.control !== undefined && v.token === undefined && process.env.POSTERN_TOKEN === undefined) {
         const caPem = v["ca-file"] ? (await import("node:fs")).readFileSync(v["ca-file"], "utf8") : undefined;

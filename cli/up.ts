@@ -106,7 +106,8 @@ export async function runUp(args: string[]): Promise<number> {
   const samplePort = port(values["sample-port"], "POSTERN_SAMPLE_PORT", 0, "sample-port");
 
   const { startControl } = await import("../control/server.js");
-  const { enroll, identityExists } = await import("../engine/protocol/enrollment.js");
+  const { identityExists } = await import("../engine/identity/files.js");
+  const { enroll } = await import("../control/client/enroll.js");
   const { EngineNode } = await import("../engine/node.js");
   const { ConnectorAgent } = await import("../connector/agent.js");
 

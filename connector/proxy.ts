@@ -12,7 +12,7 @@ import { Agent, errors as undiciErrors, type Dispatcher } from "undici";
 import type { Session } from "../engine/mux/session.js";
 import type { Stream } from "../engine/mux/stream.js";
 import { WireError } from "../engine/protocol/constants.js";
-import type { ConnectorConfig } from "../engine/protocol/feed.js";
+import type { ConnectorConfig } from "../control/contract/feed.js";
 import { relayWebSocket } from "./websocket.js";
 
 type PublishedApp = ConnectorConfig["apps"][number];

@@ -12,10 +12,10 @@ import type { Logger } from "pino";
 import type { MuxConfigInput } from "../engine/mux/config.js";
 import type { Session } from "../engine/mux/session.js";
 import type { Stream } from "../engine/mux/stream.js";
-import { dialTunnel } from "../engine/mux/ws-transport.js";
-import { Backoff } from "../engine/protocol/backoff.js";
-import { answerTunnelChallenge } from "../engine/protocol/identity.js";
-import { isPosternError } from "../engine/protocol/errors.js";
+import { dialTunnel } from "./transport.js";
+import { Backoff } from "../control/client/backoff.js";
+import { answerTunnelChallenge } from "../engine/identity/proof.js";
+import { isPosternError } from "../engine/errors/catalogue.js";
 
 export interface TunnelCredentials {
   readonly keyPem: string;

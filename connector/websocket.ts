@@ -8,8 +8,8 @@ import type { Logger } from "pino";
 import WebSocket from "ws";
 import type { Stream } from "../engine/mux/stream.js";
 import { WireError } from "../engine/protocol/constants.js";
-import type { ConnectorConfig } from "../engine/protocol/feed.js";
-import { MAX_RELAY_MESSAGE, RelayDecoder, RelayKind, encodeRelay, encodeRelayClose } from "../engine/protocol/ws-relay.js";
+import type { ConnectorConfig } from "../control/contract/feed.js";
+import { MAX_RELAY_MESSAGE, RelayDecoder, RelayKind, encodeRelay, encodeRelayClose } from "../engine/http/ws-relay.js";
 
 /** Backend bytes buffered towards the engine before the backend socket is paused. */
 const HIGH_WATER = 1024 * 1024;

@@ -8,7 +8,7 @@ import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { randomBytes, webcrypto, X509Certificate as NodeX509 } from "node:crypto";
 import { isIP } from "node:net";
-import type { PeerKind } from "../engine/protocol/identity.js";
+import type { PeerKind } from "../engine/identity/proof.js";
 import type { Sealer } from "./secrets.js";
 import type { Store } from "./store/types.js";
 

@@ -10,7 +10,7 @@ import { X509Certificate, SubjectAlternativeNameExtension } from "@peculiar/x509
 import { execFileSync } from "node:child_process";
 import { createPrivateKey, createPublicKey, X509Certificate as NodeX509 } from "node:crypto";
 import { createSecureContext } from "node:tls";
-import type { Problem } from "./apps.js";
+import type { Problem } from "./contract/apps.js";
 
 export type CertificateUpload =
   | { readonly format: "pem"; readonly pem: string }

@@ -6,8 +6,8 @@
  * the clients' periodic pull is the fallback when a long poll is lost. The version only grows,
  * so a client never applies a snapshot older than the one it has.
  */
-import type { ConnectorConfig, EngineConfig } from "../engine/protocol/feed.js";
-import { BACKEND_TIMEOUT_MS, clientSecretName, usesExternalIssuer } from "./apps.js";
+import type { ConnectorConfig, EngineConfig } from "./contract/feed.js";
+import { BACKEND_TIMEOUT_MS, clientSecretName, usesExternalIssuer } from "./contract/apps.js";
 import type { LifecyclePolicy } from "./context.js";
 import type { Sealer } from "./secrets.js";
 import type { App, Store } from "./store/types.js";

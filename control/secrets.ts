@@ -6,7 +6,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { PosternError } from "../engine/protocol/errors.js";
+import { PosternError } from "../engine/errors/catalogue.js";
 
 const KEY_BYTES = 32;
 const IV_BYTES = 12;

@@ -6,9 +6,10 @@
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
 import type { MuxConfigInput } from "./mux/config.js";
-import { ConfigFeed, ControlClient, controlTrust } from "./protocol/control-client.js";
-import { loadIdentity, type StoredIdentity } from "./protocol/enrollment.js";
-import type { EngineConfig } from "./protocol/feed.js";
+import { ControlClient, controlTrust } from "../control/client/client.js";
+import { ConfigFeed } from "../control/client/feed.js";
+import { loadIdentity, type StoredIdentity } from "./identity/files.js";
+import type { EngineConfig } from "../control/contract/feed.js";
 import type { Listening } from "./uws/index.js";
 import { ConnectorRegistry } from "./tunnel/registry.js";
 import { startTunnelListener } from "./tunnel/listener.js";

@@ -6,7 +6,7 @@
  */
 import autocannon from "autocannon";
 import { readFileSync } from "node:fs";
-import { PosternError } from "../engine/protocol/errors.js";
+import { PosternError } from "../engine/errors/catalogue.js";
 
 /** One request of a mix file: `[{ "method": "POST", "path": "/api", "body": "...", "headers": {...} }]`. */
 export interface MixRequest {

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ERRORS, PosternError } from "../engine/protocol/errors.js";
+import { ERRORS, PosternError } from "../engine/errors/catalogue.js";
 
 // docs/errors.md and the catalogue must list the same codes with the same retryability and text.
 describe("error catalogue", () => {

@@ -9,8 +9,8 @@
 import { X509Certificate } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JWK, type JWTVerifyGetKey } from "jose";
-import { CONTROL_PROOF_AUDIENCE } from "../../engine/protocol/control-client.js";
-import { verifyIdentityProof } from "../../engine/protocol/identity.js";
+import { CONTROL_PROOF_AUDIENCE } from "../client/client.js";
+import { verifyIdentityProof } from "../../engine/identity/proof.js";
 import { ROLES, type Role, type Store } from "../store/types.js";
 import { ApiError, type Authenticator, type Caller } from "./router.js";
 

@@ -1,6 +1,6 @@
 /** The OpenAPI 3.1 document, generated from the route table so it always matches the routes. */
 import { z } from "zod";
-import { ERRORS, httpStatusOf, type ErrorCode } from "../../engine/protocol/errors.js";
+import { ERRORS, httpStatusOf, type ErrorCode } from "../../engine/errors/catalogue.js";
 import type { Route } from "./router.js";
 
 const errorBody = z.object({

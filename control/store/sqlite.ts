@@ -7,7 +7,7 @@
 import Database from "better-sqlite3";
 import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
-import type { AppSettings } from "../apps.js";
+import type { AppSettings } from "../contract/apps.js";
 import {
   StoreConflict,
   type App,

@@ -5,7 +5,7 @@
  * increasing configuration version in the same transaction, and the store tells its
  * listeners; the config feed is built on that.
  */
-import type { AppSettings } from "../apps.js";
+import type { AppSettings } from "../contract/apps.js";
 
 export type Role = "Global Administrator" | "Application Administrator" | "Cloud Application Administrator" | "Security Reader";
 export const ROLES: readonly Role[] = ["Global Administrator", "Application Administrator", "Cloud Application Administrator", "Security Reader"];

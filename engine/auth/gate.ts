@@ -21,7 +21,7 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { Dispatcher } from "undici";
 import { decodeProtectedHeader, type JWK } from "jose";
-import { PosternError } from "../protocol/errors.js";
+import { PosternError } from "../errors/catalogue.js";
 import type { AuthResult, AuthTask, SessionKey } from "../workers/auth-task.js";
 import type { TaskInput, WorkerPool } from "../workers/pool.js";
 import type { EdgeApp, Route } from "../edge/routes.js";

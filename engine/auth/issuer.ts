@@ -6,7 +6,7 @@
  */
 import { request, type Dispatcher } from "undici";
 import type { JWK } from "jose";
-import { PosternError } from "../protocol/errors.js";
+import { PosternError } from "../errors/catalogue.js";
 
 export interface IssuerMetadata {
   readonly issuer: string;

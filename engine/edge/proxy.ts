@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { Session } from "../mux/session.js";
 import type { Stream } from "../mux/stream.js";
 import { WireError } from "../protocol/constants.js";
-import type { PosternError } from "../protocol/errors.js";
+import type { PosternError } from "../errors/catalogue.js";
 import type { HttpRequest, HttpResponse } from "../uws/index.js";
 import type { EdgeLimits } from "../limits/config.js";
 import { DeadlineWheel, type Timers } from "../limits/deadlines.js";
@@ -20,7 +20,7 @@ import { BodyTranslation, translationPlan } from "../workers/translation.js";
 import { backendTarget, requestHeaders, responseHeaders } from "./headers.js";
 import { outside } from "./outside.js";
 import { errorPage, STATUS_TEXT, type EdgeError } from "./pages.js";
-import { normalisePath } from "./paths.js";
+import { normalisePath } from "../http/paths.js";
 import type { EdgeApp, Route, RouteTable } from "./routes.js";
 
 export type { Timers };

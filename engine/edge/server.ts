@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { EngineConfig } from "../protocol/feed.js";
+import type { EngineConfig } from "../../control/contract/feed.js";
 import { resolveLimits, type EdgeLimits } from "../limits/config.js";
 import { Throttle } from "../limits/throttle.js";
 import type { ConnectorRegistry } from "../tunnel/registry.js";

@@ -8,8 +8,8 @@
  */
 import type { Stream } from "../mux/stream.js";
 import { WireError } from "../protocol/constants.js";
-import type { PosternError } from "../protocol/errors.js";
-import { RelayDecoder, RelayKind, encodeRelay, encodeRelayClose, MAX_RELAY_MESSAGE } from "../protocol/ws-relay.js";
+import type { PosternError } from "../errors/catalogue.js";
+import { RelayDecoder, RelayKind, encodeRelay, encodeRelayClose, MAX_RELAY_MESSAGE } from "../http/ws-relay.js";
 import { uws, type TemplatedApp, type WebSocket } from "../uws/index.js";
 import { outside } from "./outside.js";
 import { STATUS_TEXT } from "./pages.js";

@@ -2,7 +2,7 @@
  * The edge's limits, each enforced in the core and each hit by a test. Defaults come from
  * SECURITY.md (nginx, Envoy, Node and Entra figures).
  */
-import { PosternError } from "../protocol/errors.js";
+import { PosternError } from "../errors/catalogue.js";
 import { DEFAULT_THROTTLE, type ThrottleConfig } from "./throttle.js";
 
 export interface EdgeLimits extends ThrottleConfig {

@@ -1,5 +1,5 @@
 import { MAX_LENGTH_FIELD, MAX_WINDOW } from "../protocol/constants.js";
-import { PosternError } from "../protocol/errors.js";
+import { PosternError } from "../errors/catalogue.js";
 
 /**
  * Mux session settings. Defaults follow ../shared/SECURITY.md; each is validated once by

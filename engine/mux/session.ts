@@ -9,7 +9,7 @@ import {
   PING_PAYLOAD_SIZE,
   WireError,
 } from "../protocol/constants.js";
-import { PosternError, type ErrorCode } from "../protocol/errors.js";
+import { PosternError, type ErrorCode } from "../errors/catalogue.js";
 import { FrameDecoder, FrameWriter } from "../protocol/frame.js";
 import {
   decodeHello,

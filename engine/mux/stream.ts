@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { WireError } from "../protocol/constants.js";
-import { PosternError } from "../protocol/errors.js";
+import { PosternError } from "../errors/catalogue.js";
 import type { RequestHead, ResponseHead } from "../protocol/heads.js";
 
 /** The part of Session a stream calls into. Internal to engine/mux. */

@@ -1,4 +1,4 @@
-import { PosternError } from "../protocol/errors.js";
+import { PosternError } from "../errors/catalogue.js";
 import { uws, type TemplatedApp, type WebSocket } from "../uws/index.js";
 import { Session, type SessionOptions } from "./session.js";
 import { closeError, type Transport, type TransportHandlers } from "./transport.js";

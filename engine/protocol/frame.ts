@@ -12,7 +12,7 @@ import {
   RESET_PAYLOAD_SIZE,
   WINDOW_UPDATE_PAYLOAD_SIZE,
 } from "./constants.js";
-import { PosternError } from "./errors.js";
+import { PosternError } from "../errors/catalogue.js";
 
 /** Receive-side limits the decoder enforces before it keeps a single payload byte. */
 export interface DecoderLimits {

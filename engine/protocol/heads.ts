@@ -1,6 +1,6 @@
 import { Packr } from "msgpackr";
 import { HELLO_MAGIC, HELLO_PREFIX_SIZE, MAX_CONTROL_BODY, PROTOCOL_VERSION } from "./constants.js";
-import { PosternError } from "./errors.js";
+import { PosternError } from "../errors/catalogue.js";
 
 /**
  * msgpack bodies of HELLO, SETTINGS, OPEN and RESPONSE frames, and their validation. Decoded

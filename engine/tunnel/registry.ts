@@ -4,8 +4,8 @@
  * a new table is swapped in whole, and every live session whose connector was disabled,
  * deleted or whose certificate was revoked is closed at once.
  */
-import { PosternError } from "../protocol/errors.js";
-import type { PeerIdentity } from "../protocol/identity.js";
+import { PosternError } from "../errors/catalogue.js";
+import type { PeerIdentity } from "../identity/proof.js";
 import type { Session } from "../mux/session.js";
 
 export interface ConnectorEntry {

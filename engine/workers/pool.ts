@@ -10,7 +10,7 @@
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
-import { PosternError, type ErrorCode } from "../protocol/errors.js";
+import { PosternError, type ErrorCode } from "../errors/catalogue.js";
 import type { LinkMapping } from "./links.js";
 import type { BodyKind, RewriteState } from "./rewrite.js";
 import type { BatchResult, BatchTask } from "./translate-task.js";

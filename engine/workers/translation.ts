@@ -8,7 +8,7 @@
  */
 import { Duplex, pipeline, type Readable, type Writable } from "node:stream";
 import zlib from "node:zlib";
-import { PosternError } from "../protocol/errors.js";
+import { PosternError } from "../errors/catalogue.js";
 import type { LinkMapping } from "./links.js";
 import type { TranslatePool } from "./pool.js";
 import { holdsInput, type BodyKind, type RewriteState } from "./rewrite.js";

@@ -6,7 +6,7 @@
  */
 import { createServer, constants as h2 } from "node:http2";
 import WebSocket from "ws";
-import { dialTunnel } from "../../engine/mux/ws-transport.js";
+import { dialTunnel } from "../../connector/transport.js";
 import type { Stream } from "../../engine/mux/stream.js";
 import { pump } from "../../test/fixtures/pump.js";
 

@@ -2,7 +2,7 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ControlHandle } from "../../control/server.js";
 import type { Role } from "../../control/store/types.js";
-import { createKeyAndCsr } from "../../engine/protocol/csr.js";
+import { createKeyAndCsr } from "../../engine/identity/csr.js";
 import { api, startTestControl } from "../fixtures/control.js";
 
 type Who = Role | "no role";

@@ -1,7 +1,8 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { ConfigFeed, ControlClient } from "../../engine/protocol/control-client.js";
+import { ControlClient } from "../../control/client/client.js";
+import { ConfigFeed } from "../../control/client/feed.js";
 import { openSqliteStore } from "../../control/store/sqlite.js";
 import { join } from "node:path";
 import { tempDir } from "../fixtures/control.js";

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BuiltInIdp } from "../../control/idp/provider.js";
 import { loadMasterKey } from "../../control/secrets.js";
 import { openSqliteStore } from "../../control/store/sqlite.js";
-import { createKeyAndCsr } from "../../engine/protocol/csr.js";
+import { createKeyAndCsr } from "../../engine/identity/csr.js";
 import { api, quietLogger, signIn, startTestControl, tempDir } from "../fixtures/control.js";
 import { runCli, startService, type Service } from "../fixtures/processes.js";
 

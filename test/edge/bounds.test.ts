@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Backoff } from "../../engine/protocol/backoff.js";
+import { Backoff } from "../../control/client/backoff.js";
 import { DeadlineWheel } from "../../engine/limits/deadlines.js";
 import { api } from "../fixtures/control.js";
 import { until } from "../fixtures/lifecycle.js";

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ControlHandle } from "../../control/server.js";
-import { enroll } from "../../engine/protocol/enrollment.js";
+import { enroll } from "../../control/client/enroll.js";
 import { api, startTestControl, tempDir } from "../fixtures/control.js";
 import { client, startBackend, type Backend } from "../fixtures/datapath.js";
 import { until } from "../fixtures/lifecycle.js";

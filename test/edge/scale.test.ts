@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { enroll } from "../../engine/protocol/enrollment.js";
+import { enroll } from "../../control/client/enroll.js";
 import { until } from "../fixtures/lifecycle.js";
 import { edgeRequest, startBackend, startRig, type Backend, type Rig } from "../fixtures/datapath.js";
 import { startService, type Service } from "../fixtures/processes.js";

@@ -4,8 +4,9 @@ import { FrameDecoder, FrameWriter } from "../../engine/protocol/frame.js";
 import { encodeHello, type Settings } from "../../engine/protocol/heads.js";
 import type { MuxConfigInput } from "../../engine/mux/config.js";
 import { Session } from "../../engine/mux/session.js";
-import { memoryPair, type Transport } from "../../engine/mux/transport.js";
-import type { PosternError } from "../../engine/protocol/errors.js";
+import type { Transport } from "../../engine/mux/transport.js";
+import { memoryPair } from "./memory-transport.js";
+import type { PosternError } from "../../engine/errors/catalogue.js";
 import type { Stream } from "../../engine/mux/stream.js";
 
 export async function sessionPair(server: MuxConfigInput = {}, client: MuxConfigInput = {}) {

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { FrameType } from "../../engine/protocol/constants.js";
-import { PosternError } from "../../engine/protocol/errors.js";
+import { PosternError } from "../../engine/errors/catalogue.js";
 import { encodeRequestHead } from "../../engine/protocol/heads.js";
 import type { Stream } from "../../engine/mux/stream.js";
 import { serverWithRawClient } from "./helpers.js";

@@ -4,7 +4,7 @@ import { encodeRequestHead } from "../../engine/protocol/heads.js";
 import type { MuxConfigInput } from "../../engine/mux/config.js";
 import { Session } from "../../engine/mux/session.js";
 import type { Stream } from "../../engine/mux/stream.js";
-import { memoryPair } from "../../engine/mux/transport.js";
+import { memoryPair } from "./memory-transport.js";
 import { pump } from "../fixtures/pump.js";
 import { runSessionContract } from "./contract.js";
 import { CLIENT_SETTINGS, RawPeer, closeError, collect, serverWithRawClient, sessionPair } from "./helpers.js";

@@ -6,7 +6,7 @@ import { FrameType, WireError } from "../../engine/protocol/constants.js";
 import { encodeRequestHead } from "../../engine/protocol/heads.js";
 import type { Session } from "../../engine/mux/session.js";
 import type { Stream } from "../../engine/mux/stream.js";
-import { connectTransport, dialTunnel } from "../../engine/mux/ws-transport.js";
+import { connectTransport, dialTunnel } from "../../connector/transport.js";
 import { makeTestPki } from "../fixtures/certs.js";
 import { startTunnelRig, type TunnelRig } from "../fixtures/tunnel-rig.js";
 import type { MuxConfigInput } from "../../engine/mux/config.js";

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { FrameType, WireError } from "../../engine/protocol/constants.js";
-import { PosternError } from "../../engine/protocol/errors.js";
+import { PosternError } from "../../engine/errors/catalogue.js";
 import { FrameDecoder, FrameWriter, encodeFrame } from "../../engine/protocol/frame.js";
 import {
   decodeHello, decodeRequestHead, decodeResponseHead, encodeHello, encodeRequestHead, encodeResponseHead,

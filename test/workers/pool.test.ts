@@ -4,7 +4,7 @@
  */
 import { brotliCompressSync, brotliDecompressSync, deflateSync, gunzipSync, gzipSync, inflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isPosternError } from "../../engine/protocol/errors.js";
+import { isPosternError } from "../../engine/errors/catalogue.js";
 import { TranslatePool } from "../../engine/workers/pool.js";
 import { translationPlan } from "../../engine/workers/translation.js";
 import { misbehavingTaskFile, translateBody } from "../fixtures/translate.js";

@@ -2,9 +2,9 @@ import type { Agent } from "node:http";
 import type { Socket } from "node:net";
 import type { PeerCertificate } from "node:tls";
 import WebSocket from "ws";
-import { PosternError } from "../protocol/errors.js";
-import { Session, type SessionOptions } from "./session.js";
-import { closeError, type Transport, type TransportHandlers } from "./transport.js";
+import { PosternError } from "../engine/errors/catalogue.js";
+import { Session, type SessionOptions } from "../engine/mux/session.js";
+import { closeError, type Transport, type TransportHandlers } from "../engine/mux/transport.js";
 
 /** TLS material for the dialling side: its client certificate and the CA it trusts. */
 export interface DialTls {

@@ -1,19 +1,14 @@
 /**
- * A peer's identity on disk and how it gets one. Connectors and engines both enrol the same
- * way: make a key pair and CSR here, send the CSR with an admin's token to control, store the
- * certificate beside the key. The key never leaves the host. Secret files are written with
+ * A peer's identity on disk: key, certificate, tenant CA and id, as control/client/enroll.ts
+ * stores them after registration. The key never leaves the host. Secret files are written with
  * mode 0600 (atomically: temp file, then rename), and a key file other users can read stops
  * the process with an error that says so, because that key is the peer's identity.
  */
 import { X509Certificate } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { hostname } from "node:os";
 import { join } from "node:path";
-import { Agent } from "undici";
-import { controlRequest, controlTrust } from "./control-client.js";
-import { createKeyAndCsr } from "./csr.js";
-import { PosternError } from "./errors.js";
-import type { PeerKind } from "./identity.js";
+import { PosternError } from "../errors/catalogue.js";
+import type { PeerKind } from "./proof.js";
 
 export interface StoredIdentity {
   readonly kind: PeerKind;
@@ -68,32 +63,4 @@ function writeAtomic(file: string, text: string, mode: number): void {
   writeFileSync(tmp, text, { mode });
   chmodSync(tmp, mode); // the umask may have narrowed it; make it exact
   renameSync(tmp, file);
-}
-
-export interface EnrollOptions {
-  readonly kind: "connector" | "engine";
-  readonly controlUrl: string;
-  /** An admin's access token from the IdP. */
-  readonly token: string;
-  readonly stateDir: string;
-  /** CA that issued control's TLS certificate, when it is not publicly trusted. */
-  readonly controlCaPem?: string;
-  /** More request fields: the connector's group and version, the engine's tunnel URL. */
-  readonly fields: Record<string, unknown>;
-}
-
-export async function enroll(options: EnrollOptions): Promise<StoredIdentity> {
-  const host = hostname();
-  const { keyPem, csrPem } = await createKeyAndCsr(host);
-  const agent = new Agent({ connect: { ca: controlTrust(options.controlCaPem) } });
-  try {
-    const path = options.kind === "connector" ? "/api/v1/connectors/register" : "/api/v1/engines/register";
-    const issued = await controlRequest<{ id: string; certificate: string; caCertificate: string }>(
-      agent, options.controlUrl, "POST", path, { authorization: `Bearer ${options.token}` },
-      { csr: csrPem, ...(options.kind === "connector" ? { hostName: host } : {}), ...options.fields },
-    );
-    return saveIdentity(options.stateDir, { kind: options.kind, id: issued.id, controlUrl: options.controlUrl, keyPem, certPem: issued.certificate, caPem: issued.caCertificate });
-  } finally {
-    await agent.close();
-  }
 }

@@ -13,7 +13,7 @@
  */
 import { X509Certificate, createPrivateKey, randomBytes, type KeyObject } from "node:crypto";
 import { SignJWT, decodeProtectedHeader, jwtVerify } from "jose";
-import { PosternError } from "./errors.js";
+import { PosternError } from "../errors/catalogue.js";
 
 /** Who a certificate was issued to: the subject's CN is the id, OU the kind. */
 export type PeerKind = "connector" | "engine" | "control";

@@ -1,16 +1,11 @@
 /**
  * How engines and connectors talk to control: HTTP(S) with undici, trusting the tenant CA (or
  * the system's CAs for a publicly certified control), authenticated by an identity proof made
- * fresh per request with the caller's certificate key. `ConfigFeed` keeps a versioned
- * configuration current: a long poll that control answers as soon as anything changes, plus
- * a periodic pull as a fallback, and it never applies a version older than the one it holds.
+ * fresh per request with the caller's certificate key.
  */
-import { EventEmitter } from "node:events";
 import { rootCertificates } from "node:tls";
 import { Agent, request } from "undici";
-import { Backoff } from "./backoff.js";
-import { PosternError } from "./errors.js";
-import { createIdentityProof } from "./identity.js";
+import { createIdentityProof } from "../../engine/identity/proof.js";
 
 /** Audience of proofs sent to control; control checks the same value. */
 export const CONTROL_PROOF_AUDIENCE = "postern-control";
@@ -102,88 +97,4 @@ export async function controlRequest<T>(
     throw new ControlError(res.statusCode, code, message);
   }
   return (text === "" ? undefined : JSON.parse(text)) as T;
-}
-
-export interface ConfigFeedOptions {
-  /** `/api/v1/feed/connector` or `/api/v1/feed/engine`. */
-  readonly path: string;
-  /** Seconds control may hold a long poll open. */
-  readonly waitSeconds?: number; // 25
-  /** Fallback pull period, ms. */
-  readonly pullIntervalMs?: number; // 60_000
-}
-
-export interface ConfigFeedEvents<T> {
-  config: [config: T];
-  error: [err: Error];
-}
-
-/** Keeps a versioned configuration current; emits `config` only for a newer version. */
-export class ConfigFeed<T extends { readonly version: number }> extends EventEmitter<ConfigFeedEvents<T>> {
-  #current: T | null = null;
-  #stopped = false;
-  readonly #abort = new AbortController();
-  #pullTimer: NodeJS.Timeout | undefined;
-  readonly #backoff = new Backoff({ initialMs: 250, maxMs: 15_000 });
-
-  constructor(private readonly client: ControlClient, private readonly options: ConfigFeedOptions) {
-    super();
-  }
-
-  get current(): T | null {
-    return this.#current;
-  }
-
-  /** Resolves with the first configuration; rejects if control refuses us outright. */
-  async start(): Promise<T> {
-    const first = await this.#fetch(0);
-    this.#apply(first);
-    void this.#longPoll();
-    const period = this.options.pullIntervalMs ?? 60_000;
-    this.#pullTimer = setInterval(() => {
-      this.#fetch(0).then((c) => this.#apply(c), (err: Error) => this.#fail(err));
-    }, period);
-    this.#pullTimer.unref();
-    return first;
-  }
-
-  stop(): void {
-    this.#stopped = true;
-    clearInterval(this.#pullTimer);
-    this.#abort.abort();
-  }
-
-  /** Pulls now (after a renewal, say) instead of waiting for the next change. */
-  async refresh(): Promise<void> {
-    this.#apply(await this.#fetch(0));
-  }
-
-  #apply(config: T): void {
-    if (this.#current !== null && config.version <= this.#current.version) return;
-    this.#current = config;
-    this.emit("config", config);
-  }
-
-  #fail(err: Error): void {
-    if (!this.#stopped && this.listenerCount("error") > 0) this.emit("error", err);
-  }
-
-  #fetch(wait: number): Promise<T> {
-    const after = this.#current?.version ?? -1;
-    return this.client.call<T>("GET", `${this.options.path}?after=${wait > 0 ? after : -1}&wait=${wait}`, undefined, this.#abort.signal);
-  }
-
-  async #longPoll(): Promise<void> {
-    const wait = this.options.waitSeconds ?? 25;
-    while (!this.#stopped) {
-      try {
-        this.#apply(await this.#fetch(wait));
-        this.#backoff.reset();
-      } catch (err) {
-        if (this.#stopped) return;
-        this.#fail(err instanceof Error ? err : new PosternError("POSTERN_TRANSPORT_CLOSED", String(err)));
-        await new Promise((resolve) => setTimeout(resolve, this.#backoff.next()).unref());
-      }
-    }
-  }
 }

@@ -13,7 +13,7 @@
  *
  * Kind: 1 text, 2 binary, 8 close (payload: code u16, then a UTF-8 reason).
  */
-import { PosternError } from "./errors.js";
+import { PosternError } from "../errors/catalogue.js";
 
 export const RelayKind = { TEXT: 1, BINARY: 2, CLOSE: 8 } as const;
 const HEADER = 5;
