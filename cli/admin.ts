@@ -9,7 +9,8 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { Agent } from "undici";
 import { CREDENTIAL_FILE } from "../control/context.js";
-import { ControlError, controlRequest, controlTrust } from "../control/client/client.js";
+import { controlRequest, controlTrust } from "../control/client/client.js";
+import { isPosternError, PosternError } from "../engine/errors/catalogue.js";
 
 
 /** `--data-dir` default: $POSTERN_DATA_DIR, else ~/.local/share/postern. */
@@ -38,8 +39,10 @@ export function resolveAdmin(values: { control?: string | undefined; token?: str
 }
 
 /** A command-line mistake: printed with the command's usage hint, exit code 2. */
-export class UsageError extends Error {
-  override readonly name = "UsageError";
+export class UsageError extends PosternError {
+  constructor(message: string) {
+    super("POSTERN_USAGE", message);
+  }
 }
 
 export async function adminCall<T>(target: AdminTarget, method: string, path: string, body?: unknown): Promise<T> {
@@ -51,9 +54,9 @@ export async function adminCall<T>(target: AdminTarget, method: string, path: st
   }
 }
 
-/** Renders a ControlError for a terminal: code, message, one line per problem. */
+/** Renders a refusal from control for a terminal: message and code. */
 export function describeControlError(err: unknown): string | undefined {
-  if (!(err instanceof ControlError)) return undefined;
+  if (!isPosternError(err) || err.status === undefined) return undefined;
   return `${err.message} [${err.code}]`;
 }
 

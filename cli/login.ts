@@ -8,6 +8,7 @@ import { Agent, request } from "undici";
 import { CLI_CLIENT_ID, CONTROL_API_AUDIENCE } from "../control/idp/constants.js";
 import { controlTrust } from "../control/client/client.js";
 import { UsageError } from "./admin.js";
+import { PosternError } from "../engine/errors/catalogue.js";
 
 
 export async function deviceLogin(controlUrl: string, caPem: string | undefined, out: (line: string) => void): Promise<string> {
@@ -18,10 +19,10 @@ export async function deviceLogin(controlUrl: string, caPem: string | undefined,
       return { status: res.statusCode, body: (await res.body.json()) as Record<string, string> };
     };
     const discovery = await request(`${controlUrl.replace(/\/$/, "")}/oidc/.well-known/openid-configuration`, { dispatcher: agent });
-    if (discovery.statusCode !== 200) throw new Error(`${controlUrl} has no built-in IdP (HTTP ${discovery.statusCode}); sign in at your IdP and pass --token`);
+    if (discovery.statusCode !== 200) throw new PosternError("POSTERN_AUTH_UNAVAILABLE", `${controlUrl} has no built-in IdP (HTTP ${discovery.statusCode}); sign in at your IdP and pass --token`);
     const meta = (await discovery.body.json()) as { device_authorization_endpoint: string; token_endpoint: string };
     const start = await form(meta.device_authorization_endpoint, { client_id: CLI_CLIENT_ID, scope: "openid", resource: CONTROL_API_AUDIENCE });
-    if (start.status !== 200) throw new Error(`device sign-in refused: ${start.body.error_description ?? start.body.error}`);
+    if (start.status !== 200) throw new PosternError("POSTERN_TOKEN_INVALID", `device sign-in refused: ${start.body.error_description ?? start.body.error}`);
     out(`To sign in, open ${start.body.verification_uri_complete ?? start.body.verification_uri} and confirm the code ${start.body.user_code}`);
     let interval = Number(start.body.interval ?? 5) * 1000;
     const deadline = Date.now() + Number(start.body.expires_in ?? 600) * 1000;
@@ -32,9 +33,9 @@ export async function deviceLogin(controlUrl: string, caPem: string | undefined,
       });
       if (token.status === 200 && token.body.access_token) return token.body.access_token;
       if (token.body.error === "slow_down") interval += 5000;
-      else if (token.body.error !== "authorization_pending") throw new Error(`sign-in failed: ${token.body.error_description ?? token.body.error}`);
+      else if (token.body.error !== "authorization_pending") throw new PosternError("POSTERN_TOKEN_INVALID", `sign-in failed: ${token.body.error_description ?? token.body.error}`);
     }
-    throw new Error("sign-in timed out: the code expired before it was confirmed");
+    throw new PosternError("POSTERN_TOKEN_INVALID", "sign-in timed out: the code expired before it was confirmed");
   } finally {
     await agent.close();
   }

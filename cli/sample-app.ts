@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer } from "ws";
+import { PosternError } from "../engine/errors/catalogue.js";
 
 export interface SampleApp {
   readonly server: Server;
@@ -136,7 +137,7 @@ async function readAll(req: IncomingMessage, limit: number): Promise<Buffer> {
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > limit) throw new Error("body too large");
+    if (size > limit) throw new PosternError("POSTERN_BAD_REQUEST", "body too large");
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);

@@ -12,6 +12,7 @@ import { UsageError, defaultDataDir } from "./admin.js";
 import type { ControlHandle } from "../control/server.js";
 import { startSampleApp } from "./sample-app.js";
 import { VERSION, untilSignal } from "./services.js";
+import { PosternError } from "../engine/errors/catalogue.js";
 
 /**
  * Publishes (or re-points, after a restart on other ports) a sample app: "Sample" opens without
@@ -31,7 +32,7 @@ async function publishSample(control: ControlHandle, name: "Sample" | "Private",
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: JSON.stringify(body),
   });
-  if (!res.ok) throw new Error(`publishing the sample app ${name} failed: ${await res.text()}`);
+  if (!res.ok) throw new PosternError("POSTERN_INTERNAL", `publishing the sample app ${name} failed: ${await res.text()}`);
 }
 
 const HELP = `Usage: postern up [options]

@@ -11,6 +11,7 @@ import type { Logger } from "pino";
 import { Agent, errors as undiciErrors, type Dispatcher } from "undici";
 import type { Session } from "../engine/mux/session.js";
 import type { Stream } from "../engine/mux/stream.js";
+import { wireCodeOf, type ErrorCode } from "../engine/errors/catalogue.js";
 import { WireError } from "../engine/protocol/constants.js";
 import type { ConnectorConfig } from "../control/contract/feed.js";
 import { relayWebSocket } from "./websocket.js";
@@ -51,10 +52,9 @@ export class BackendProxy {
   /** Finds the published app a stream is for, or why it is refused. */
   resolve(stream: Stream): { app: PublishedApp; origin: string; target: string } | { refused: string } {
     const head = stream.requestHead;
-    const ext = (head.ext ?? {}) as { app?: unknown };
     const published = this.#published(this.options.config());
-    const entry = typeof ext.app === "string" ? published.get(ext.app) : undefined;
-    if (!entry) return { refused: `app ${String(ext.app)} is not published through this connector's group` };
+    const entry = head.ext ? published.get(head.ext.app) : undefined;
+    if (!entry) return { refused: `app ${String(head.ext?.app)} is not published through this connector's group` };
     const target = head.target;
     // Only the published origin, and only under its published path: the target must be a
     // plain path under the prefix that cannot climb out of it once a backend resolves it.
@@ -85,17 +85,17 @@ export class BackendProxy {
     const resolved = this.resolve(stream);
     if ("refused" in resolved) {
       this.options.logger.warn({ target: stream.requestHead.target, reason: resolved.refused }, "request refused");
-      stream.reset(WireError.TARGET_FORBIDDEN);
+      stream.reset(wireCodeOf("POSTERN_TARGET_FORBIDDEN"));
       return;
     }
-    const ext = (stream.requestHead.ext ?? {}) as { ws?: unknown; timeoutMs?: unknown; body?: unknown; length?: unknown };
-    if (ext.ws === true) {
+    // resolve() found the app by the stream-open record, so it is there.
+    const ext = stream.requestHead.ext!;
+    if (ext.upgrade === true) {
       relayWebSocket(stream, new URL(resolved.target, resolved.origin), resolved.app, this.options.logger);
       return;
     }
-    const length = typeof ext.length === "number" && Number.isSafeInteger(ext.length) && ext.length >= 0 ? ext.length : undefined;
-    const timeoutMs = typeof ext.timeoutMs === "number" ? Math.min(ext.timeoutMs, resolved.app.backendTimeoutMs) : resolved.app.backendTimeoutMs;
-    this.#forward(stream, resolved.app, resolved.origin, resolved.target, timeoutMs, ext.body === true, length);
+    const timeoutMs = Math.min(ext.timeoutMs, resolved.app.backendTimeoutMs);
+    this.#forward(stream, resolved.app, resolved.origin, resolved.target, timeoutMs, ext.body, ext.length);
   }
 
   /**
@@ -136,7 +136,7 @@ export class BackendProxy {
         if (statusCode < 200 || statusCode > 599) {
           // 1xx is undici's business; anything outside HTTP's range is not forwarded.
           c.abort(new Error(`invalid status ${statusCode}`));
-          if (!stream.closed) stream.reset(WireError.BACKEND_INVALID_RESPONSE);
+          if (!stream.closed) stream.reset(wireCodeOf("POSTERN_BACKEND_INVALID"));
           return;
         }
         const out: string[] = [];
@@ -146,7 +146,7 @@ export class BackendProxy {
             // An invalid header fails this one request, never the tunnel or the process.
             if (!TOKEN.test(name) || !VALUE.test(v)) {
               c.abort(new Error(`invalid response header ${JSON.stringify(name)}`));
-              if (!stream.closed) stream.reset(WireError.BACKEND_INVALID_RESPONSE);
+              if (!stream.closed) stream.reset(wireCodeOf("POSTERN_BACKEND_INVALID"));
               return;
             }
             out.push(name, v);
@@ -165,7 +165,8 @@ export class BackendProxy {
       },
       onResponseError(_c, err) {
         if (stream.closed) return;
-        stream.reset(responded ? WireError.BACKEND_INVALID_RESPONSE : resetCodeFor(err));
+        const failure = responded ? "POSTERN_BACKEND_INVALID" : backendFailure(err);
+        stream.reset(failure === undefined ? WireError.CANCEL : wireCodeOf(failure));
         log.info({ url: origin + path, code: (err as { code?: string }).code, err: err.message }, "backend request failed");
       },
     };
@@ -185,10 +186,11 @@ export class BackendProxy {
   }
 }
 
-function resetCodeFor(err: unknown): number {
-  if (err instanceof undiciErrors.HeadersTimeoutError) return WireError.BACKEND_TIMEOUT;
+/** What a failed backend request means for the user, as a catalogue code; undefined: it was cancelled (by us or the engine). */
+function backendFailure(err: unknown): ErrorCode | undefined {
+  if (err instanceof undiciErrors.HeadersTimeoutError) return "POSTERN_BACKEND_TIMEOUT";
   const code = (err as { code?: string }).code ?? "";
-  if (code.startsWith("HPE_") || err instanceof undiciErrors.ResponseError) return WireError.BACKEND_INVALID_RESPONSE;
-  if (code === "UND_ERR_ABORTED" || (err as Error).name === "AbortError") return WireError.CANCEL;
-  return WireError.BACKEND_UNREACHABLE;
+  if (code.startsWith("HPE_") || err instanceof undiciErrors.ResponseError) return "POSTERN_BACKEND_INVALID";
+  if (code === "UND_ERR_ABORTED" || (err as Error).name === "AbortError") return undefined;
+  return "POSTERN_BACKEND_UNREACHABLE";
 }

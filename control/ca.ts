@@ -8,6 +8,7 @@ import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { randomBytes, webcrypto, X509Certificate as NodeX509 } from "node:crypto";
 import { isIP } from "node:net";
+import { PosternError } from "../engine/errors/catalogue.js";
 import type { PeerKind } from "../engine/identity/proof.js";
 import type { Sealer } from "./secrets.js";
 import type { Store } from "./store/types.js";
@@ -28,8 +29,10 @@ export interface IssuedCert {
 }
 
 /** Refusal of a CSR; the message says why. */
-export class CsrRejected extends Error {
-  override readonly name = "CsrRejected";
+export class CsrRejected extends PosternError {
+  constructor(message: string) {
+    super("POSTERN_CSR_REJECTED", message);
+  }
 }
 
 export class TenantCa {

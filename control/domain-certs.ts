@@ -10,7 +10,8 @@ import { X509Certificate, SubjectAlternativeNameExtension } from "@peculiar/x509
 import { execFileSync } from "node:child_process";
 import { createPrivateKey, createPublicKey, X509Certificate as NodeX509 } from "node:crypto";
 import { createSecureContext } from "node:tls";
-import type { Problem } from "./contract/apps.js";
+import type { Problem } from "./apps.js";
+import { PosternError } from "../engine/errors/catalogue.js";
 
 export type CertificateUpload =
   | { readonly format: "pem"; readonly pem: string }
@@ -127,10 +128,10 @@ export function pfxToPem(pfxBase64: string, password: string): string {
       failure = (err as { code?: string }).code === "ENOENT" ? "openssl is not installed on the control host" : ((err as { stderr?: Buffer }).stderr?.toString().trim().split("\n")[0] ?? String(err));
     }
   }
-  if (out === undefined) throw new Error(`the PFX file cannot be converted to PEM for the engines: ${failure}`);
+  if (out === undefined) throw new PosternError("POSTERN_VALIDATION", `the PFX file cannot be converted to PEM for the engines: ${failure}`);
   const keyPem = out.match(PEM_KEY)?.[0];
   const certs = out.match(PEM_CERT) ?? [];
-  if (!keyPem || certs.length === 0) throw new Error("the PFX file cannot be converted to PEM for the engines: no key or certificate came out");
+  if (!keyPem || certs.length === 0) throw new PosternError("POSTERN_VALIDATION", "the PFX file cannot be converted to PEM for the engines: no key or certificate came out");
   const spki = createPublicKey(createPrivateKey(keyPem)).export({ type: "spki", format: "der" });
   const isLeaf = (pem: string) => new NodeX509(pem).publicKey.export({ type: "spki", format: "der" }).equals(spki);
   const ordered = [...certs.filter(isLeaf), ...certs.filter((c) => !isLeaf(c))];

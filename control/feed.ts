@@ -7,7 +7,8 @@
  * so a client never applies a snapshot older than the one it has.
  */
 import type { ConnectorConfig, EngineConfig } from "./contract/feed.js";
-import { BACKEND_TIMEOUT_MS, clientSecretName, usesExternalIssuer } from "./contract/apps.js";
+import { clientSecretName, usesExternalIssuer } from "./apps.js";
+import { BACKEND_TIMEOUT_MS } from "./contract/apps.js";
 import type { LifecyclePolicy } from "./context.js";
 import type { Sealer } from "./secrets.js";
 import type { App, Store } from "./store/types.js";

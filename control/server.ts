@@ -27,6 +27,7 @@ import { connectorRoutes, sweepInactive } from "./api/connectors.js";
 import { directoryRoutes } from "./api/directory.js";
 import { openApiDocument } from "./api/openapi.js";
 import { Router, sendJson, type Route } from "./api/router.js";
+import { PosternError } from "../engine/errors/catalogue.js";
 
 export interface ControlOptions {
   /** Holds control.db, master.key and the local admin credential. */
@@ -163,7 +164,7 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
   log.info({ url, tls: Boolean(tls), idp: idp ? idp.issuer : options.externalIdp?.discoveryUrl }, "control listening");
 
   const mintToken: ControlHandle["mintToken"] = async (claims, ttlSeconds = 3600, audience) => {
-    if (!idp) throw new Error("tokens can only be minted by the built-in IdP");
+    if (!idp) throw new PosternError("POSTERN_CONFIG", "tokens can only be minted by the built-in IdP");
     return idp.mintToken({ ...claims, sub: claims.sub ?? `local:${claims.name}` }, ttlSeconds, audience);
   };
 

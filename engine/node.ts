@@ -18,7 +18,7 @@ import type { Timers } from "./edge/proxy.js";
 import type { EdgeLimits } from "./limits/config.js";
 import type { PoolLimits, TranslateLimits } from "./workers/pool.js";
 import { Agent } from "undici";
-import type { SignInRecord } from "./auth/gate.js";
+import type { SignInReport } from "../control/contract/feed.js";
 
 const MAX_SIGN_INS_IN_FLIGHT = 100;
 
@@ -88,7 +88,7 @@ export class EngineNode {
     // Identity providers: the built-in one is served by control (its CA), external ones by public CAs.
     const idpDispatcher = new Agent({ connect: { ca: controlTrust(identity.caPem) }, headersTimeout: 10_000, bodyTimeout: 10_000 });
     let signInsInFlight = 0;
-    const signIns = (record: SignInRecord) => {
+    const signIns = (record: SignInReport) => {
       // Bounded: a control plane that does not answer costs dropped log records, never memory.
       if (signInsInFlight >= MAX_SIGN_INS_IN_FLIGHT) return void log.warn({ app: record.app, username: record.username }, "sign-in record dropped: control is not keeping up");
       signInsInFlight++;

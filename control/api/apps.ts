@@ -1,7 +1,8 @@
 /** /api/v1/apps: publish, inspect, change and remove apps, and upload custom-domain certificates. */
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import { appPatchSchema, appSettingsSchema, clientSecretName, defaultExternalUrl, parseApp, usesExternalIssuer, type AppSettings } from "../contract/apps.js";
+import { clientSecretName, defaultExternalUrl, parseApp, usesExternalIssuer } from "../apps.js";
+import { appPatchSchema, appSettingsSchema, type AppSettings } from "../contract/apps.js";
 import type { ControlContext } from "../context.js";
 import { checkDomainCertificate, nameCovers, pfxToPem, type CertificateUpload } from "../domain-certs.js";
 import { StoreConflict, type App, type Role, type StoredDomainCertificate } from "../store/types.js";

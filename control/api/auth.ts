@@ -13,6 +13,7 @@ import { CONTROL_PROOF_AUDIENCE } from "../client/client.js";
 import { verifyIdentityProof } from "../../engine/identity/proof.js";
 import { ROLES, type Role, type Store } from "../store/types.js";
 import { ApiError, type Authenticator, type Caller } from "./router.js";
+import { PosternError } from "../../engine/errors/catalogue.js";
 
 const ALGORITHMS = ["ES256", "ES384", "RS256", "PS256", "EdDSA"];
 const CLOCK_SKEW_S = 30;
@@ -29,9 +30,9 @@ export interface IssuerTrust {
 /** Reads `<issuer>/.well-known/openid-configuration` for an external IdP (Entra ID, Keycloak, ...). */
 export async function discoverIssuer(discoveryUrl: string): Promise<{ issuer: string; jwksUri: string }> {
   const res = await fetch(discoveryUrl, { signal: AbortSignal.timeout(10_000) });
-  if (!res.ok) throw new Error(`OIDC discovery ${discoveryUrl}: HTTP ${res.status}`);
+  if (!res.ok) throw new PosternError("POSTERN_AUTH_UNAVAILABLE", `OIDC discovery ${discoveryUrl}: HTTP ${res.status}`);
   const doc = (await res.json()) as { issuer?: unknown; jwks_uri?: unknown };
-  if (typeof doc.issuer !== "string" || typeof doc.jwks_uri !== "string") throw new Error(`OIDC discovery ${discoveryUrl}: no issuer or jwks_uri`);
+  if (typeof doc.issuer !== "string" || typeof doc.jwks_uri !== "string") throw new PosternError("POSTERN_AUTH_UNAVAILABLE", `OIDC discovery ${discoveryUrl}: no issuer or jwks_uri`);
   return { issuer: doc.issuer, jwksUri: doc.jwks_uri };
 }
 
@@ -46,7 +47,7 @@ export function createAuthenticator(options: {
   let keys: JWTVerifyGetKey;
   if (trust.jwks) keys = createLocalJWKSet(trust.jwks);
   else if (options.jwksUri) keys = createRemoteJWKSet(new URL(options.jwksUri), { cooldownDuration: 30_000, timeoutDuration: 5_000 });
-  else throw new Error("issuer trust needs local keys or a JWKS URI");
+  else throw new PosternError("POSTERN_CONFIG", "issuer trust needs local keys or a JWKS URI");
 
   return {
     async user(token): Promise<Caller & { kind: "user" }> {

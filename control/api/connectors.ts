@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { CsrRejected, type IssuedCert } from "../ca.js";
 import type { ControlContext } from "../context.js";
+import { signInReportSchema } from "../contract/feed.js";
 import { connectorConfig, engineConfig } from "../feed.js";
 import { StoreConflict, type Connector, type Role } from "../store/types.js";
 import { ApiError, route, type Call, type Route } from "./router.js";
@@ -27,11 +28,6 @@ const issuedView = z.object({ id: z.string(), certificate: z.string(), caCertifi
 const feedQuery = z.object({
   after: z.coerce.number().int().min(-1).default(-1),
   wait: z.coerce.number().int().min(0).max(MAX_FEED_WAIT_S).default(25),
-}).strict();
-
-const signInRecord = z.object({
-  tenantId: z.string().max(64), app: z.string().max(64), username: z.string().max(256), outcome: z.enum(["success", "failure"]),
-  reason: z.string().max(512), clientIp: z.string().max(64), transactionId: z.string().max(64), at: z.string().max(40),
 }).strict();
 
 export function connectorRoutes(ctx: ControlContext): Route[] {
@@ -225,7 +221,7 @@ export function connectorRoutes(ctx: ControlContext): Route[] {
     }),
     route({
       method: "POST", path: "/api/v1/sign-ins", summary: "An engine records a sign-in to a published app (pre-authentication)", auth: "proof", status: 204,
-      body: signInRecord,
+      body: signInReportSchema,
       handler: async (call) => {
         peerOf(call, "engine");
         const b = call.body;

@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import { httpStatusOf, PosternError, type ErrorCode } from "../../engine/errors/catalogue.js";
 import type { PeerIdentity } from "../../engine/identity/proof.js";
-import { problemsFromZod, type Problem } from "../contract/apps.js";
+import { problemsFromZod, type Problem } from "../apps.js";
 import type { Role } from "../store/types.js";
 
 export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";

@@ -5,6 +5,7 @@
  */
 import { rootCertificates } from "node:tls";
 import { Agent, request } from "undici";
+import { codeOfStatus, isErrorCode, PosternError, type ErrorCode } from "../../engine/errors/catalogue.js";
 import { createIdentityProof } from "../../engine/identity/proof.js";
 
 /** Audience of proofs sent to control; control checks the same value. */
@@ -30,18 +31,6 @@ export interface ControlClientOptions {
   readonly now?: () => Date;
 }
 
-/** A refusal from control, with the stable code from its JSON error body. */
-export class ControlError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message);
-    this.name = "ControlError";
-  }
-
-  /** 5xx and transport failures can pass; auth and validation refusals will not by retrying. */
-  get retryable(): boolean {
-    return this.status >= 500 || this.status === 429;
-  }
-}
 
 export class ControlClient {
   readonly #agent: Agent;
@@ -66,7 +55,10 @@ export class ControlClient {
   }
 }
 
-/** One JSON request to control; errors become ControlError with control's code and message. */
+/**
+ * One JSON request to control; a refusal becomes a PosternError with the catalogue code from
+ * control's JSON error body (or the one its HTTP status stands for) and control's message.
+ */
 export async function controlRequest<T>(
   dispatcher: Agent | undefined,
   baseUrl: string,
@@ -85,16 +77,16 @@ export async function controlRequest<T>(
   });
   const text = await res.body.text();
   if (res.statusCode >= 400) {
-    let code = "POSTERN_HTTP";
+    let code: ErrorCode = codeOfStatus(res.statusCode);
     let message = `control answered HTTP ${res.statusCode}`;
     try {
-      const parsed = JSON.parse(text) as { error?: { code?: string; message?: string } };
-      code = parsed.error?.code ?? code;
-      message = parsed.error?.message ?? message;
+      const parsed = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+      if (isErrorCode(parsed.error?.code)) code = parsed.error.code;
+      if (typeof parsed.error?.message === "string") message = parsed.error.message;
     } catch {
       // not JSON: keep the status line
     }
-    throw new ControlError(res.statusCode, code, message);
+    throw new PosternError(code, message, { status: res.statusCode });
   }
   return (text === "" ? undefined : JSON.parse(text)) as T;
 }

@@ -1,10 +1,28 @@
 /**
- * The shapes control's config feed sends (GET /api/v1/feed/{connector,engine}); control builds
- * them, engines and connectors apply them. Every snapshot carries the store's configuration
- * version, which only grows: a receiver ignores one no newer than what it holds.
+ * The shapes control's config feed sends (GET /api/v1/feed/{connector,engine}) and the records
+ * engines send back; control builds them, engines and connectors apply them. App fields are
+ * derived from the one settings schema (./apps.ts), never restated. Every snapshot carries the
+ * store's configuration version, which only grows: a receiver ignores one no newer than what it
+ * holds.
  */
-
 import type { JWK } from "jose";
+import { z } from "zod";
+import type { AppSettings } from "./apps.js";
+
+/** An app as an engine receives it: its settings, plus who owns it. */
+export type FeedApp = AppSettings & {
+  /** Control's id of the app (the session cookie is bound to it). */
+  readonly id: string;
+  readonly tenantId: string;
+  /** The app's client secret at its external issuer, when it is a confidential client there. */
+  readonly oidcClientSecret?: string;
+};
+
+/** What a connector needs of an app it serves: where the backend is and how to reach it. */
+export type ConnectorApp = Pick<AppSettings, "name" | "internalUrl" | "validateBackendTls"> & {
+  /** The app's backend timeout (`backendTimeout` resolved), ms. */
+  readonly backendTimeoutMs: number;
+};
 
 export interface ConnectorConfig {
   readonly version: number;
@@ -13,7 +31,7 @@ export interface ConnectorConfig {
   /** wss:// URLs of every engine's tunnel listener. */
   readonly engines: readonly string[];
   /** The only backends this connector may reach: the internal URLs of its group's apps. */
-  readonly apps: readonly { name: string; internalUrl: string; validateBackendTls: boolean; backendTimeoutMs: number }[];
+  readonly apps: readonly ConnectorApp[];
   /** Renew the certificate once it is older than this, in days. */
   readonly renewAfterDays: number;
   /** Diagnostics asked for with `postern app test`: probe the app and POST the report. */
@@ -22,8 +40,8 @@ export interface ConnectorConfig {
 
 export interface EngineConfig {
   readonly version: number;
-  /** Every app of every tenant, with its settings (see control/apps.ts for the fields). */
-  readonly apps: readonly ({ tenantId: string; name: string; connectorGroup: string } & Record<string, unknown>)[];
+  /** Every app of every tenant, with its settings. */
+  readonly apps: readonly FeedApp[];
   readonly connectorGroups: readonly { tenantId: string; name: string }[];
   /** Connectors an engine may accept, with the certificate serials still valid for each. */
   readonly connectors: readonly {
@@ -43,3 +61,17 @@ export interface EngineConfig {
     readonly assertionKey: JWK & { kid: string };
   };
 }
+
+/** A sign-in to a published app, as an engine reports it (POST /api/v1/sign-ins). */
+export const signInReportSchema = z.object({
+  tenantId: z.string().max(64),
+  app: z.string().max(64),
+  username: z.string().max(256),
+  outcome: z.enum(["success", "failure"]),
+  reason: z.string().max(512),
+  clientIp: z.string().max(64),
+  transactionId: z.string().max(64),
+  at: z.string().max(40),
+}).strict();
+
+export type SignInReport = z.infer<typeof signInReportSchema>;

@@ -17,6 +17,7 @@ import { storeAdapter } from "./adapter.js";
 import { CLI_CLIENT_ID, CONTROL_API_AUDIENCE } from "./constants.js";
 import { loginPage, page } from "./pages.js";
 import { verifyPassword } from "./passwords.js";
+import { PosternError } from "../../engine/errors/catalogue.js";
 
 /** Largest sign-in form body read. */
 const MAX_FORM_BYTES = 16 * 1024;
@@ -123,7 +124,7 @@ export class BuiltInIdp {
             }
             // A published app's API: its identifier (apiAudience, else its external URL).
             const app = (await store.listApps(options.tenantId)).find((a) => (a.settings.oidc.apiAudience ?? a.settings.externalUrl) === indicator);
-            if (!app) throw new Error(`unknown resource ${indicator}`);
+            if (!app) throw new PosternError("POSTERN_NOT_FOUND", `unknown resource ${indicator}`);
             return { scope: "access", audience: indicator, accessTokenTTL: 3600, accessTokenFormat: "jwt", jwt: { sign: { alg: "ES256" } } };
           },
         },
@@ -198,9 +199,9 @@ export class BuiltInIdp {
     if (req.method === "GET" && details.prompt.name === "consent") {
       // Every client of the built-in IdP is first-party (Postern's CLI and published apps): grant what it asked for.
       const accountId = details.session?.accountId;
-      if (accountId === undefined) throw new Error("consent without a session");
+      if (accountId === undefined) throw new PosternError("POSTERN_AUTH_REQUIRED", "consent without a session");
       const grant = details.grantId ? await this.#provider.Grant.find(details.grantId) : new this.#provider.Grant({ accountId, clientId });
-      if (!grant) throw new Error("grant not found");
+      if (!grant) throw new PosternError("POSTERN_NOT_FOUND", "grant not found");
       const missing = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
       if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(" "));
       if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);

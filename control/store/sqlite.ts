@@ -25,6 +25,7 @@ import {
   type Tenant,
   type User,
 } from "./types.js";
+import { PosternError } from "../../engine/errors/catalogue.js";
 
 /** Each entry moves the schema from version i to i+1; never edit a shipped one. */
 const MIGRATIONS: readonly string[] = [
@@ -99,7 +100,7 @@ class SqliteStore implements Store {
   #migrate(): void {
     const current = this.#db.pragma("user_version", { simple: true }) as number;
     if (current > MIGRATIONS.length) {
-      throw new Error(`store schema version ${current} is newer than this build knows (${MIGRATIONS.length}); upgrade postern`);
+      throw new PosternError("POSTERN_CONFIG", `store schema version ${current} is newer than this build knows (${MIGRATIONS.length}); upgrade postern`);
     }
     for (let v = current; v < MIGRATIONS.length; v++) {
       this.#db.transaction(() => {

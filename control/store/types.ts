@@ -6,6 +6,7 @@
  * listeners; the config feed is built on that.
  */
 import type { AppSettings } from "../contract/apps.js";
+import { PosternError } from "../../engine/errors/catalogue.js";
 
 export type Role = "Global Administrator" | "Application Administrator" | "Cloud Application Administrator" | "Security Reader";
 export const ROLES: readonly Role[] = ["Global Administrator", "Application Administrator", "Cloud Application Administrator", "Security Reader"];
@@ -204,9 +205,8 @@ export interface Store {
 }
 
 /** A write refused by a uniqueness rule; `field` names the setting that clashed. */
-export class StoreConflict extends Error {
+export class StoreConflict extends PosternError {
   constructor(readonly field: string, message: string) {
-    super(message);
-    this.name = "StoreConflict";
+    super("POSTERN_CONFLICT", message);
   }
 }

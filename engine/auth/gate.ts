@@ -21,10 +21,11 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { Dispatcher } from "undici";
 import { decodeProtectedHeader, type JWK } from "jose";
-import { PosternError } from "../errors/catalogue.js";
+import { isPosternError, PosternError, type ErrorCode } from "../errors/catalogue.js";
 import type { AuthResult, AuthTask, SessionKey } from "../workers/auth-task.js";
 import type { TaskInput, WorkerPool } from "../workers/pool.js";
 import type { EdgeApp, Route } from "../edge/routes.js";
+import type { SignInReport } from "../../control/contract/feed.js";
 import { BoundedMap } from "../limits/bounded.js";
 import { fetchJson, Issuer, type IssuerMetadata } from "./issuer.js";
 import { denial, type Denial, type Identity } from "./policy.js";
@@ -42,16 +43,6 @@ export interface AuthConfig {
 }
 
 /** The per-app OIDC settings (control/apps.ts `oidc`). */
-export interface OidcAppSettings {
-  readonly discoveryUrl?: string;
-  readonly clientId?: string;
-  readonly claims: { readonly username: string; readonly groups: string; readonly roles: string; readonly amr: string };
-  readonly apiAudience?: string;
-  readonly apiScopes: readonly string[];
-  readonly apiRoles: readonly string[];
-  readonly identityAssertion: boolean;
-}
-
 export interface AuthRequest {
   readonly requestId: string;
   readonly method: string;
@@ -68,22 +59,13 @@ export interface IdentityHeaders {
   readonly set: readonly (readonly [string, string])[];
 }
 
-export type AuthPage = "denied" | "signed_out" | "to_signin" | "bad_signin" | "auth_unavailable" | "overloaded";
+/** What the gate answers with: a page that is no error (signed out, the hop to sign-in), or an error from the catalogue. */
+export type AuthPage = "signed_out" | "to_signin" | AuthErrorCode;
+export type AuthErrorCode = Extract<ErrorCode, "POSTERN_ACCESS_DENIED" | "POSTERN_SIGNIN_FAILED" | "POSTERN_AUTH_UNAVAILABLE" | "POSTERN_POOL_FULL">;
 
 export type Verdict =
   | { readonly kind: "pass"; readonly identity: Identity; readonly headers: IdentityHeaders }
   | { readonly kind: "answer"; readonly status: number; readonly headers: readonly (readonly [string, string])[]; readonly body: string; readonly page?: AuthPage };
-
-export interface SignInRecord {
-  readonly tenantId: string;
-  readonly app: string;
-  readonly username: string;
-  readonly outcome: "success" | "failure";
-  readonly reason: string;
-  readonly clientIp: string;
-  readonly transactionId: string;
-  readonly at: string;
-}
 
 export interface GateOptions {
   /** The crypto worker pool (made on first use: apps without pre-authentication never start it). */
@@ -91,9 +73,9 @@ export interface GateOptions {
   /** For fetching from the built-in IdP (trusts control's CA); external issuers use the same. */
   readonly dispatcher?: Dispatcher;
   readonly now?: () => number;
-  readonly signIns?: (record: SignInRecord) => void;
+  readonly signIns?: (record: SignInReport) => void;
   /** Pages for each outcome (engine/edge/pages.ts). */
-  readonly page: (page: AuthPage, detail: { reason?: Denial | string; transactionId: string; signInUrl?: string }) => { status: number; body: string };
+  readonly page: (page: AuthPage, detail: { reason?: Denial | string; transactionId: string; signInUrl?: string }) => { status: number; body: string; headers: readonly [string, string][] };
 }
 
 const CLOCK_SKEW_S = 60;
@@ -239,7 +221,7 @@ export class AuthGate {
 
   #answer(page: AuthPage, status: number | undefined, detail: { reason?: Denial | string; transactionId: string; signInUrl?: string }, headers: [string, string][] = []): Verdict {
     const p = this.options.page(page, detail);
-    return { kind: "answer", status: status ?? p.status, headers: [["content-type", "text/html; charset=utf-8"], ["cache-control", "no-store"], ...headers], body: p.body, page };
+    return { kind: "answer", status: status ?? p.status, headers: [...p.headers, ...headers], body: p.body, page };
   }
 
   #signInUrl(route: Route, back: string): string {
@@ -311,7 +293,7 @@ export class AuthGate {
   async #verifyBearer(token: string, request: AuthRequest, route: Route): Promise<Verdict> {
     const app = route.app;
     const issuer = this.issuerFor(app);
-    if (!issuer) return this.#answer("auth_unavailable", 503, { transactionId: request.requestId });
+    if (!issuer) return this.#answer("POSTERN_AUTH_UNAVAILABLE", 503, { transactionId: request.requestId });
     let kid: string | undefined;
     try {
       const h = decodeProtectedHeader(token);
@@ -339,14 +321,14 @@ export class AuthGate {
       this.#bearers.set(token, { identity, app: app.name + app.tenantId });
       return await this.#admitBearer(identity, request, route);
     } catch (err) {
-      return this.#answer(isOverload(err) ? "overloaded" : "auth_unavailable", 503, { transactionId: request.requestId, reason: (err as Error).message });
+      return this.#answer(unavailable(err), 503, { transactionId: request.requestId, reason: (err as Error).message });
     }
   }
 
   #admitBearer(identity: Identity, request: AuthRequest, route: Route): Verdict | Promise<Verdict> {
     if (identity.exp <= this.#nowS()) return this.#unauthorized(route, request, "invalid", "the token has expired");
     const why = denial(identity, route.app, request.clientAddress, this.#nowS());
-    if (why) return this.#answer("denied", 403, { reason: why, transactionId: request.requestId });
+    if (why) return this.#answer("POSTERN_ACCESS_DENIED", 403, { reason: why, transactionId: request.requestId });
     return this.#pass(identity, `bearer:${identity.sub}:${identity.exp}`, route);
   }
 
@@ -358,7 +340,7 @@ export class AuthGate {
     try {
       result = await this.#run({ op: "open", token: cookie, keys });
     } catch (err) {
-      return this.#answer(isOverload(err) ? "overloaded" : "auth_unavailable", 503, { transactionId: request.requestId });
+      return this.#answer(unavailable(err), 503, { transactionId: request.requestId });
     }
     if (!result.ok) return this.#notSignedIn(request, route, true); // tampered, foreign or from a retired key: as if absent
     const p = result.payload;
@@ -390,7 +372,7 @@ export class AuthGate {
     if (session.app !== appKey(app) || session.tid !== app.tenantId || this.#revoked.has(session.sid)) return this.#notSignedIn(request, route, true);
     const why = denial(session.identity, app, request.clientAddress, this.#nowS());
     if (why) {
-      return this.#answer("denied", 403, { reason: why, transactionId: request.requestId, signInUrl: this.#signInUrl(route, requested(request)) });
+      return this.#answer("POSTERN_ACCESS_DENIED", 403, { reason: why, transactionId: request.requestId, signInUrl: this.#signInUrl(route, requested(request)) });
     }
     return this.#pass(session.identity, session.sid, route);
   }
@@ -443,7 +425,7 @@ export class AuthGate {
   async #signIn(back: string | null, request: AuthRequest, route: Route): Promise<Verdict> {
     const target = safeReturn(back, route) ?? route.prefix;
     const issuer = this.issuerFor(route.app);
-    if (!issuer || !this.#config) return this.#answer("auth_unavailable", 503, { transactionId: request.requestId });
+    if (!issuer || !this.#config) return this.#answer("POSTERN_AUTH_UNAVAILABLE", 503, { transactionId: request.requestId });
     try {
       const meta = await issuer.metadata();
       const state = randomBytes(16).toString("base64url");
@@ -466,7 +448,7 @@ export class AuthGate {
         body: "",
       };
     } catch (err) {
-      return this.#answer(isOverload(err) ? "overloaded" : "auth_unavailable", 503, { transactionId: request.requestId, reason: (err as Error).message });
+      return this.#answer(unavailable(err), 503, { transactionId: request.requestId, reason: (err as Error).message });
     }
   }
 
@@ -478,7 +460,7 @@ export class AuthGate {
     const app = route.app;
     const fail = (reason: string, username = ""): Verdict => {
       this.#record(route, request, username, "failure", reason);
-      return this.#answer("bad_signin", 400, { reason, transactionId: request.requestId, signInUrl: this.#signInUrl(route, route.prefix) });
+      return this.#answer("POSTERN_SIGNIN_FAILED", 400, { reason, transactionId: request.requestId, signInUrl: this.#signInUrl(route, route.prefix) });
     };
     const txCookie = readCookie(request.headers, this.#txCookieName(route));
     const clearTx: [string, string] = ["set-cookie", `${this.#txCookieName(route)}=; ${this.#cookieAttributes(route, `${route.prefix}${RESERVED}`, 0)}`];
@@ -487,7 +469,7 @@ export class AuthGate {
     const state = params.get("state");
     if (!txCookie || !code || !state) return fail("the sign-in was not started here, or took longer than 10 minutes");
     const issuer = this.issuerFor(app);
-    if (!issuer || !this.#config) return this.#answer("auth_unavailable", 503, { transactionId: request.requestId });
+    if (!issuer || !this.#config) return this.#answer("POSTERN_AUTH_UNAVAILABLE", 503, { transactionId: request.requestId });
     try {
       const opened = await this.#run({ op: "open", token: txCookie, keys: this.#config.sessionKeys });
       const tx = opened.ok ? opened.payload : undefined;
@@ -517,7 +499,7 @@ export class AuthGate {
       const why = denial(identity, app, request.clientAddress, this.#nowS());
       if (why) {
         this.#record(route, request, identity.username, "failure", why);
-        return this.#answer("denied", 403, { reason: why, transactionId: request.requestId, signInUrl: this.#signInUrl(route, route.prefix) }, [clearTx]);
+        return this.#answer("POSTERN_ACCESS_DENIED", 403, { reason: why, transactionId: request.requestId, signInUrl: this.#signInUrl(route, route.prefix) }, [clearTx]);
       }
       const cookie = await this.#sealSession(identity, app);
       this.#record(route, request, identity.username, "success", identity.amr.join(" ") || "signed in");
@@ -529,7 +511,7 @@ export class AuthGate {
       };
     } catch (err) {
       this.#record(route, request, "", "failure", (err as Error).message);
-      return this.#answer(isOverload(err) ? "overloaded" : "auth_unavailable", 503, { transactionId: request.requestId, reason: (err as Error).message });
+      return this.#answer(unavailable(err), 503, { transactionId: request.requestId, reason: (err as Error).message });
     }
   }
 
@@ -585,8 +567,9 @@ function appKey(app: EdgeApp): string {
   return app.id ?? app.name;
 }
 
-function isOverload(err: unknown): boolean {
-  return /queue is full/.test((err as Error).message ?? "");
+/** Why a sign-in check could not run: the crypto pool is full, or the IdP is unusable. */
+function unavailable(err: unknown): AuthErrorCode {
+  return isPosternError(err, "POSTERN_POOL_FULL") ? "POSTERN_POOL_FULL" : "POSTERN_AUTH_UNAVAILABLE";
 }
 
 /**

@@ -63,7 +63,7 @@ export class Issuer {
     let doc: Record<string, unknown>;
     try {
       const res = await fetchJson(this.discoveryUrl, this.dispatcher);
-      if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+      if (res.status !== 200) throw new PosternError("POSTERN_AUTH_UNAVAILABLE", `HTTP ${res.status}`);
       doc = res.body as Record<string, unknown>;
     } catch (err) {
       throw new PosternError("POSTERN_AUTH_UNAVAILABLE", `the identity provider's discovery document ${this.discoveryUrl} could not be read: ${(err as Error).message}`, { cause: err });
@@ -91,7 +91,7 @@ export class Issuer {
       try {
         const res = await fetchJson(jwks_uri, this.dispatcher);
         const keys = (res.body as { keys?: unknown }).keys;
-        if (res.status !== 200 || !Array.isArray(keys)) throw new Error(`HTTP ${res.status}, no keys`);
+        if (res.status !== 200 || !Array.isArray(keys)) throw new PosternError("POSTERN_AUTH_UNAVAILABLE", `HTTP ${res.status}, no keys`);
         this.#keys = { value: keys as JWK[], at: this.now() };
       } catch (err) {
         if (!cached) throw new PosternError("POSTERN_AUTH_UNAVAILABLE", `the identity provider's keys ${jwks_uri} could not be read: ${(err as Error).message}`, { cause: err });

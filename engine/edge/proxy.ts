@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { Session } from "../mux/session.js";
 import type { Stream } from "../mux/stream.js";
 import { WireError } from "../protocol/constants.js";
-import type { PosternError } from "../errors/catalogue.js";
+import { codeOfWire, type ErrorCode, type PosternError } from "../errors/catalogue.js";
 import type { HttpRequest, HttpResponse } from "../uws/index.js";
 import type { EdgeLimits } from "../limits/config.js";
 import { DeadlineWheel, type Timers } from "../limits/deadlines.js";
@@ -19,7 +19,8 @@ import { TranslatePool, type TranslateLimits } from "../workers/pool.js";
 import { BodyTranslation, translationPlan } from "../workers/translation.js";
 import { backendTarget, requestHeaders, responseHeaders } from "./headers.js";
 import { outside } from "./outside.js";
-import { errorPage, STATUS_TEXT, type EdgeError } from "./pages.js";
+import { errorPage, pageHeaders } from "./pages.js";
+import { STATUS_CODES } from "node:http";
 import { normalisePath } from "../http/paths.js";
 import type { EdgeApp, Route, RouteTable } from "./routes.js";
 
@@ -73,10 +74,10 @@ const ROBOTS = "User-agent: *\nDisallow: /\n";
 const HEADER_VALUE_OK = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /** Reads and checks a request; returns the request or the error to answer with. */
-export function readRequest(state: EdgeState, res: HttpResponse, req: HttpRequest, scheme: "http" | "https"): EdgeRequest | EdgeError {
+export function readRequest(state: EdgeState, res: HttpResponse, req: HttpRequest, scheme: "http" | "https"): EdgeRequest | ErrorCode {
   const url = req.getUrl();
   const query = req.getQuery() ?? "";
-  if (url.length + query.length + 1 > state.limits.maxUrlBytes) return "uri_too_long";
+  if (url.length + query.length + 1 > state.limits.maxUrlBytes) return "POSTERN_URI_TOO_LONG";
   const headers: [string, string][] = [];
   let bytes = 0;
   let contentLength: number | undefined;
@@ -100,14 +101,14 @@ export function readRequest(state: EdgeState, res: HttpResponse, req: HttpReques
       host = value;
     }
   });
-  if (headers.length > state.limits.maxHeaderCount || bytes > state.limits.maxHeaderBytes) return "headers_too_large";
+  if (headers.length > state.limits.maxHeaderCount || bytes > state.limits.maxHeaderBytes) return "POSTERN_HEADERS_TOO_LARGE";
   // Framing is checked here, not trusted to the parser: uWS takes the first of two
   // Content-Length headers and passes on Transfer-Encoding values other than "chunked".
-  if (bad || lengths > 1 || tes > 1 || (tes === 1 && lengths > 0)) return "bad_request";
-  if (te !== undefined && te.trim().toLowerCase() !== "chunked") return "bad_request";
-  if (host === "" || /[\s/\\@]/.test(host)) return "bad_request";
+  if (bad || lengths > 1 || tes > 1 || (tes === 1 && lengths > 0)) return "POSTERN_BAD_REQUEST";
+  if (te !== undefined && te.trim().toLowerCase() !== "chunked") return "POSTERN_BAD_REQUEST";
+  if (host === "" || /[\s/\\@]/.test(host)) return "POSTERN_BAD_REQUEST";
   const path = normalisePath(url);
-  if (!path.ok) return "bad_request";
+  if (!path.ok) return "POSTERN_BAD_REQUEST";
   return {
     requestId: randomUUID(),
     method: req.getMethod().toUpperCase(),
@@ -137,27 +138,28 @@ export function peerAddress(res: HttpResponse): string {
 }
 
 /** Answers with an error page (one place for every edge refusal). Call corked or outside handlers. */
-export function sendError(res: HttpResponse, kind: EdgeError, requestId: string, extra: [string, string][] = [], close = false): void {
+export function sendError(res: HttpResponse, kind: ErrorCode, requestId: string, extra: [string, string][] = [], close = false): void {
   const page = errorPage(kind, requestId);
   res.cork(() => {
-    res.writeStatus(page.status).writeHeader("content-type", "text/html; charset=utf-8").writeHeader("x-request-id", requestId).writeHeader("cache-control", "no-store");
+    res.writeStatus(`${page.status} ${STATUS_CODES[page.status] ?? "Error"}`).writeHeader("x-request-id", requestId);
+    for (const [k, v] of pageHeaders()) res.writeHeader(k, v);
     for (const [k, v] of extra) res.writeHeader(k, v);
     res.end(page.body, close);
   });
 }
 
 /** Where the request goes, or the refusal; shared by HTTP and WebSocket upgrades. */
-export function admit(state: EdgeState, request: EdgeRequest): { route: Route; session: Session | undefined } | { error: EdgeError; retryAfterS?: number } {
+export function admit(state: EdgeState, request: EdgeRequest): { route: Route; session: Session | undefined } | { error: ErrorCode; retryAfterS?: number } {
   const route = state.routes.match(request.host, request.path);
-  if (!route) return { error: "not_found" };
+  if (!route) return { error: "POSTERN_NO_ROUTE" };
   const app = route.app;
-  if (app.maintenanceMode) return { error: "maintenance" };
+  if (app.maintenanceMode) return { error: "POSTERN_MAINTENANCE" };
   const wait = state.throttle.admit(app.tenantId, `${app.tenantId}/${app.name}`);
-  if (wait > 0) return { error: "throttled", retryAfterS: Math.max(1, Math.ceil(wait / 1000)) };
-  if (state.inflight >= state.limits.maxInflight) return { error: "overloaded" };
+  if (wait > 0) return { error: "POSTERN_THROTTLED", retryAfterS: Math.max(1, Math.ceil(wait / 1000)) };
+  if (state.inflight >= state.limits.maxInflight) return { error: "POSTERN_OVERLOADED" };
   const session = pickSession(state.registry, app);
   // No session: either the group has no connector (503), or all its streams are busy (the caller may queue).
-  if (!session && !groupConnected(state.registry, app)) return { error: "no_connector" };
+  if (!session && !groupConnected(state.registry, app)) return { error: "POSTERN_NO_CONNECTOR" };
   return { route, session };
 }
 
@@ -201,17 +203,6 @@ function headerValue(headers: readonly string[], name: string): string | undefin
   return undefined;
 }
 
-/** Maps how a tunnel stream failed before its response head to the page the user sees. */
-export function failureKind(err: PosternError | undefined): EdgeError {
-  switch (err?.wireCode) {
-    case WireError.BACKEND_UNREACHABLE: return "backend_unreachable";
-    case WireError.BACKEND_TIMEOUT: return "backend_timeout";
-    case WireError.TARGET_FORBIDDEN: return "target_forbidden";
-    case WireError.BACKEND_INVALID_RESPONSE: return "backend_invalid";
-    default: return "connector_lost";
-  }
-}
-
 /** The uWS handler for every HTTP request on a public listener. */
 export function handleHttp(state: EdgeState, res: HttpResponse, req: HttpRequest, scheme: "http" | "https"): void {
   const request = readRequest(state, res, req, scheme);
@@ -245,13 +236,13 @@ export function handleHttp(state: EdgeState, res: HttpResponse, req: HttpRequest
  */
 export function authorize(state: EdgeState, res: HttpResponse, request: EdgeRequest, route: Route, unread: boolean, proceed: (identity: IdentityHeaders, body?: EarlyBody) => void): void {
   if (!state.gate) {
-    sendError(res, "preauth_unavailable", request.requestId, [], unread);
+    sendError(res, "POSTERN_PREAUTH_UNAVAILABLE", request.requestId, [], unread);
     return;
   }
   const settle = (verdict: Verdict, body?: EarlyBody) => {
     if (verdict.kind === "pass") return proceed(verdict.headers, body);
     res.cork(() => {
-      res.writeStatus(`${verdict.status} ${STATUS_TEXT[verdict.status] ?? "Status"}`);
+      res.writeStatus(`${verdict.status} ${STATUS_CODES[verdict.status] ?? "Status"}`);
       for (const [k, v] of verdict.headers) res.writeHeader(k, v);
       res.writeHeader("x-request-id", request.requestId);
       res.end(verdict.body, unread);
@@ -261,7 +252,7 @@ export function authorize(state: EdgeState, res: HttpResponse, request: EdgeRequ
   try {
     verdict = state.gate.check(request, route);
   } catch {
-    return sendError(res, "preauth_unavailable", request.requestId, [], unread);
+    return sendError(res, "POSTERN_PREAUTH_UNAVAILABLE", request.requestId, [], unread);
   }
   if (!(verdict instanceof Promise)) return settle(verdict);
   let aborted = false;
@@ -271,7 +262,7 @@ export function authorize(state: EdgeState, res: HttpResponse, request: EdgeRequ
   });
   verdict.then(
     (v) => outside(() => !aborted && settle(v, body)),
-    () => outside(() => !aborted && sendError(res, "preauth_unavailable", request.requestId, [], unread)),
+    () => outside(() => !aborted && sendError(res, "POSTERN_PREAUTH_UNAVAILABLE", request.requestId, [], unread)),
   );
 }
 
@@ -316,7 +307,7 @@ function forward(state: EdgeState, res: HttpResponse, request: EdgeRequest, rout
   if (start(first)) return;
   const hasBody = (request.contentLength ?? 0) > 0 || request.chunked;
   if (hasBody || state.queue.length >= state.limits.maxQueued) {
-    sendError(res, first === undefined && !groupConnected(state.registry, route.app) ? "no_connector" : "overloaded", request.requestId, [], hasBody);
+    sendError(res, first === undefined && !groupConnected(state.registry, route.app) ? "POSTERN_NO_CONNECTOR" : "POSTERN_OVERLOADED", request.requestId, [], hasBody);
     return;
   }
   // Every stream of the group is busy: wait (bounded) for one to free up.
@@ -328,7 +319,7 @@ function forward(state: EdgeState, res: HttpResponse, request: EdgeRequest, rout
       if (!session) return false;
       done = true;
       state.timers.clear(timer);
-      if (!start(session)) sendError(res, "no_connector", request.requestId);
+      if (!start(session)) sendError(res, "POSTERN_NO_CONNECTOR", request.requestId);
       return true;
     },
     cancel: () => {
@@ -341,7 +332,7 @@ function forward(state: EdgeState, res: HttpResponse, request: EdgeRequest, rout
   const timer = state.timers.set(() => {
     if (done) return;
     entry.cancel();
-    sendError(res, "overloaded", request.requestId);
+    sendError(res, "POSTERN_OVERLOADED", request.requestId);
   }, state.limits.maxQueueWaitMs);
   res.onAborted(() => entry.cancel());
   state.queue.push(entry);
@@ -351,7 +342,7 @@ function forward(state: EdgeState, res: HttpResponse, request: EdgeRequest, rout
  * Opens the tunnel stream, moving to another connection of the group when one refuses (at
  * its stream limit, or draining after GOAWAY): those refusals are safe to retry.
  */
-export function openStream(state: EdgeState, request: EdgeRequest, route: Route, first: Session, identity: IdentityHeaders, extra: Record<string, unknown> = {}): Stream | undefined {
+export function openStream(state: EdgeState, request: EdgeRequest, route: Route, first: Session, identity: IdentityHeaders, upgrade = false): Stream | undefined {
   const hasBody = (request.contentLength ?? 0) > 0 || request.chunked;
   const head = {
     method: request.method,
@@ -360,13 +351,13 @@ export function openStream(state: EdgeState, request: EdgeRequest, route: Route,
     // `body` and `length` tell the connector how to frame the request body it writes afresh.
     ext: {
       app: route.app.name, tenant: route.app.tenantId, requestId: request.requestId, timeoutMs: backendTimeoutMs(state, route.app),
-      body: hasBody, ...(request.contentLength !== undefined && hasBody ? { length: request.contentLength } : {}), ...extra,
+      body: hasBody, ...(request.contentLength !== undefined && hasBody ? { length: request.contentLength } : {}), ...(upgrade ? { upgrade } : {}),
     },
   };
   let session: Session | undefined = first;
   for (let attempt = 0; session && attempt < 3; attempt++) {
     try {
-      return session.open(head, { end: !hasBody && extra.ws !== true });
+      return session.open(head, { end: !hasBody && !upgrade });
     } catch (err) {
       if (!(err as PosternError).retryable) return undefined;
       session = pickSession(state.registry, route.app, session);
@@ -407,13 +398,13 @@ class ProxiedRequest {
       this.#cleanup();
       if (!this.#stream.closed) this.#stream.reset(WireError.CANCEL);
     });
-    this.#timer = state.timers.set(() => this.#fail("backend_timeout", WireError.BACKEND_TIMEOUT), backendTimeoutMs(state, route.app));
+    this.#timer = state.timers.set(() => this.#fail("POSTERN_BACKEND_TIMEOUT", WireError.BACKEND_TIMEOUT), backendTimeoutMs(state, route.app));
     const s = this.#stream;
     s.on("response", (head: { status: number; headers: string[] }) => outside(() => this.#respond(head.status, head.headers)));
     s.on("data", (chunk: Buffer) => outside(() => this.#write(chunk)));
     s.on("end", () => outside(() => this.#end()));
     s.on("close", (err?: PosternError) => {
-      if (err) outside(() => this.#fail(failureKind(err)));
+      if (err) outside(() => this.#fail(codeOfWire(err?.wireCode)));
     });
     if (hasBody) this.#readBody();
   }
@@ -422,7 +413,7 @@ class ProxiedRequest {
     const s = this.#stream;
     const idle = () => {
       this.state.timers.clear(this.#bodyTimer);
-      this.#bodyTimer = this.state.timers.set(() => this.#fail("body_timeout", WireError.CANCEL), this.state.limits.bodyIdleMs);
+      this.#bodyTimer = this.state.timers.set(() => this.#fail("POSTERN_BODY_TIMEOUT", WireError.CANCEL), this.state.limits.bodyIdleMs);
     };
     idle();
     s.on("drain", () => {
@@ -447,7 +438,7 @@ class ProxiedRequest {
   #respond(status: number, headers: string[]): void {
     if (this.#aborted || this.#responded || this.#finished) return;
     // The connector checks this too; a status outside HTTP's range never reaches a user.
-    if (!Number.isInteger(status) || status < 200 || status > 599) return this.#fail("backend_invalid", WireError.CANCEL);
+    if (!Number.isInteger(status) || status < 200 || status > 599) return this.#fail("POSTERN_BACKEND_INVALID", WireError.CANCEL);
     this.state.timers.clear(this.#timer);
     const out = responseHeaders(headers, this.route, this.state.routes.tenantRoutes(this.route.app.tenantId));
     const length = headers.findIndex((h, i) => i % 2 === 0 && h.toLowerCase() === "content-length");
@@ -458,7 +449,7 @@ class ProxiedRequest {
       const plan = translationPlan(headerValue(headers, "content-type"), headerValue(headers, "content-encoding"));
       if (plan) {
         const pool = translatePool(this.state);
-        if (pool.saturated) return this.#fail("overloaded", WireError.CANCEL);
+        if (pool.saturated) return this.#fail("POSTERN_OVERLOADED", WireError.CANCEL);
         this.#responded = true;
         this.#total = undefined; // the length changes: chunked
         this.#deferredHead = { status, headers: out.map(([k, v]) => [k, k === "etag" && !v.startsWith("W/") ? `W/${v}` : v]) };
@@ -466,7 +457,7 @@ class ProxiedRequest {
           data: (chunk) => this.#writeTranslated(chunk),
           drain: () => this.#stream.resume(),
           end: (last) => this.#endTranslated(last),
-          error: () => this.#fail("translate_failed", WireError.CANCEL),
+          error: () => this.#fail("POSTERN_TRANSLATE", WireError.CANCEL),
         });
         return;
       }
@@ -490,7 +481,7 @@ class ProxiedRequest {
 
   #writeHead(status: number, headers: readonly [string, string][]): void {
     this.#headSent = true;
-    this.res.writeStatus(`${status} ${STATUS_TEXT[status] ?? "Status"}`);
+    this.res.writeStatus(`${status} ${STATUS_CODES[status] ?? "Status"}`);
     for (const [k, v] of headers) this.res.writeHeader(k, v);
     this.res.writeHeader("x-request-id", this.request.requestId);
   }
@@ -618,7 +609,7 @@ class ProxiedRequest {
     this.res.cork(() => this.res.end());
   }
 
-  #fail(kind: EdgeError, resetCode?: number): void {
+  #fail(kind: ErrorCode, resetCode?: number): void {
     if (resetCode !== undefined && !this.#stream.closed) this.#stream.reset(resetCode);
     if (this.#aborted || this.#finished) return;
     this.#finished = true;

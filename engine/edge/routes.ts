@@ -1,4 +1,4 @@
-import type { OidcAppSettings } from "../auth/gate.js";
+import type { FeedApp } from "../../control/contract/feed.js";
 import type { TenantLinks } from "../workers/translation.js";
 
 /**
@@ -6,29 +6,8 @@ import type { TenantLinks } from "../workers/translation.js";
  * aside from each config snapshot and swapped in with one assignment.
  */
 
-/** What the edge needs of an app (a subset of control's settings, as the feed sends them). */
-export interface EdgeApp {
-  /** Control's id of the app (the session cookie is bound to it). */
-  readonly id?: string;
-  readonly tenantId: string;
-  readonly name: string;
-  readonly internalUrl: string;
-  readonly externalUrl: string;
-  readonly preAuthentication: "oidc" | "passthrough";
-  readonly connectorGroup: string;
-  readonly backendTimeout: "default" | "long";
-  readonly maintenanceMode: boolean;
-  readonly translateHeaders: boolean;
-  readonly translateBody: boolean;
-  readonly validateBackendTls: boolean;
-  readonly cookie: { readonly httpOnly: boolean; readonly secure: boolean; readonly persistent: boolean; readonly sameSite: "lax" | "strict" | "none" };
-  readonly assignments: { readonly users: readonly string[]; readonly groups: readonly string[] };
-  readonly policy: { readonly allowedIpRanges: readonly string[]; readonly requireMfa: boolean; readonly sessionLifetimeMinutes: number };
-  readonly ssoHeaders: Readonly<Record<string, string>>;
-  readonly oidc: OidcAppSettings;
-  /** The app's client secret at its external issuer, when it is a confidential client there. */
-  readonly oidcClientSecret?: string;
-}
+/** An app as the edge routes it: exactly what the feed carries (control/contract). */
+export type EdgeApp = FeedApp;
 
 export interface Route {
   readonly app: EdgeApp;

@@ -12,10 +12,11 @@ import { Throttle } from "../limits/throttle.js";
 import type { ConnectorRegistry } from "../tunnel/registry.js";
 import { listen, uws, type Listening, type TemplatedApp } from "../uws/index.js";
 import { handleHttp, realTimers, type EdgeState, type Timers } from "./proxy.js";
-import { RouteTable, type EdgeApp } from "./routes.js";
+import { RouteTable } from "./routes.js";
 import { taskFile, WorkerPool, type PoolLimits, type TranslateLimits } from "../workers/pool.js";
 import type { AuthResult, AuthTask } from "../workers/auth-task.js";
-import { AuthGate, type AuthConfig, type SignInRecord } from "../auth/gate.js";
+import { AuthGate, type AuthConfig } from "../auth/gate.js";
+import type { SignInReport } from "../../control/contract/feed.js";
 import type { Dispatcher } from "undici";
 import { authPage } from "./pages.js";
 import { attachWebSockets } from "./websocket.js";
@@ -31,7 +32,7 @@ export interface EdgeOptions {
   /** Worker pool for body link translation (threads, queue, per-response budgets). */
   readonly translate?: Partial<TranslateLimits>;
   /** Pre-authentication: how to reach identity providers, where sign-ins are recorded, the crypto pool's limits. */
-  readonly auth?: { readonly dispatcher?: Dispatcher; readonly signIns?: (record: SignInRecord) => void; readonly pool?: Partial<PoolLimits> };
+  readonly auth?: { readonly dispatcher?: Dispatcher; readonly signIns?: (record: SignInReport) => void; readonly pool?: Partial<PoolLimits> };
   readonly timers?: Timers;
   readonly now?: () => number;
 }
@@ -96,7 +97,7 @@ export class Edge {
 
   /** Swaps in the routes of a new config snapshot, and the custom-domain certificates. */
   apply(config: EngineConfig): void {
-    const apps = config.apps as unknown as EdgeApp[];
+    const apps = config.apps;
     this.state.routes = new RouteTable(apps);
     this.state.gate?.apply((config as { auth?: AuthConfig }).auth);
     this.state.throttle.retain(new Set(apps.map((a) => `${a.tenantId}/${a.name}`)), new Set(apps.map((a) => a.tenantId)));

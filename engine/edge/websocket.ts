@@ -8,12 +8,12 @@
  */
 import type { Stream } from "../mux/stream.js";
 import { WireError } from "../protocol/constants.js";
-import type { PosternError } from "../errors/catalogue.js";
+import { codeOfWire, type PosternError } from "../errors/catalogue.js";
 import { RelayDecoder, RelayKind, encodeRelay, encodeRelayClose, MAX_RELAY_MESSAGE } from "../http/ws-relay.js";
 import { uws, type TemplatedApp, type WebSocket } from "../uws/index.js";
 import { outside } from "./outside.js";
-import { STATUS_TEXT } from "./pages.js";
-import { admit, authorize, backendTimeoutMs, failureKind, openStream, pickSession, readRequest, sendError, type EdgeState } from "./proxy.js";
+import { STATUS_CODES } from "node:http";
+import { admit, authorize, backendTimeoutMs, openStream, pickSession, readRequest, sendError, type EdgeState } from "./proxy.js";
 import { noIdentity, type IdentityHeaders } from "../auth/gate.js";
 import type { Session } from "../mux/session.js";
 import { responseHeaders } from "./headers.js";
@@ -43,8 +43,8 @@ export function attachWebSockets(app: TemplatedApp, state: EdgeState, scheme: "h
         return sendError(res, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : []);
       }
       const relay = (identity: IdentityHeaders, session: Session | undefined) => {
-        const stream = session ? openStream(state, request, admitted.route, session, identity, { ws: true }) : undefined;
-        if (!stream) return sendError(res, "no_connector", request.requestId);
+        const stream = session ? openStream(state, request, admitted.route, session, identity, true) : undefined;
+        if (!stream) return sendError(res, "POSTERN_NO_CONNECTOR", request.requestId);
         let aborted = false;
         res.onAborted(() => {
           aborted = true;
@@ -53,7 +53,7 @@ export function attachWebSockets(app: TemplatedApp, state: EdgeState, scheme: "h
         });
         const timer = state.timers.set(() => {
           if (!stream.closed) stream.reset(WireError.BACKEND_TIMEOUT);
-          if (!aborted) outside(() => !aborted && sendError(res, "backend_timeout", request.requestId, [], true));
+          if (!aborted) outside(() => !aborted && sendError(res, "POSTERN_BACKEND_TIMEOUT", request.requestId, [], true));
           aborted = true;
         }, backendTimeoutMs(state, admitted.route.app));
         stream.once("response", (head: { status: number; headers: string[] }) => outside(() => {
@@ -70,7 +70,7 @@ export function attachWebSockets(app: TemplatedApp, state: EdgeState, scheme: "h
           const chunks: Buffer[] = [];
           stream.on("data", (c: Buffer) => chunks.push(c));
           stream.once("end", () => outside(() => res.cork(() => {
-            res.writeStatus(`${head.status} ${STATUS_TEXT[head.status] ?? "Status"}`);
+            res.writeStatus(`${head.status} ${STATUS_CODES[head.status] ?? "Status"}`);
             for (const [k, v] of responseHeaders(head.headers, admitted.route, state.routes.tenantRoutes(admitted.route.app.tenantId))) res.writeHeader(k, v);
             res.writeHeader("x-request-id", request.requestId).end(Buffer.concat(chunks));
           })));
@@ -79,7 +79,7 @@ export function attachWebSockets(app: TemplatedApp, state: EdgeState, scheme: "h
           if (err && !aborted) {
             aborted = true;
             state.timers.clear(timer);
-            outside(() => sendError(res, failureKind(err), request.requestId, [], true));
+            outside(() => sendError(res, codeOfWire(err?.wireCode), request.requestId, [], true));
           }
         });
       };

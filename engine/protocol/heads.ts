@@ -20,8 +20,29 @@ export interface RequestHead {
   /** Origin-form target: path and query, starting with "/". */
   readonly target: string;
   readonly headers: HeaderList;
-  /** Extension fields agreed between engine and connector (app id, client address, identity). */
-  readonly ext?: Readonly<Record<string, unknown>>;
+  /** What the engine tells the connector about the stream; absent on bare mux streams. */
+  readonly ext?: StreamOpen;
+}
+
+/**
+ * The stream-open record: the engine's instructions to the connector beside the HTTP head.
+ * Written by the engine's edge, read by the connector; both go through encodeRequestHead /
+ * decodeRequestHead, which checks every field.
+ */
+export interface StreamOpen {
+  /** The published app's name (the connector serves only its group's apps). */
+  readonly app: string;
+  readonly tenant: string;
+  /** The engine's id for this request: on the error page, in both sides' logs. */
+  readonly requestId: string;
+  /** No response head within this: the backend request is aborted, ms. */
+  readonly timeoutMs: number;
+  /** A request body follows on the stream. */
+  readonly body: boolean;
+  /** The body's length when the client declared one; unset: chunked. */
+  readonly length?: number;
+  /** A WebSocket upgrade: after the backend's 101 the stream carries raw bytes both ways. */
+  readonly upgrade?: boolean;
 }
 
 /** The response head carried by RESPONSE. */
@@ -95,6 +116,34 @@ function checkExt(value: unknown, what: string): Record<string, unknown> | undef
   return value as Record<string, unknown>;
 }
 
+const SHORT_TEXT = 256;
+
+function checkStreamOpen(value: unknown): StreamOpen | undefined {
+  const m = checkExt(value, "request head");
+  if (m === undefined) return undefined;
+  const text = (key: string): string => {
+    const v = m[key];
+    if (typeof v !== "string" || v.length > SHORT_TEXT) throw protocolError(`request head: ext.${key} must be a string of at most ${SHORT_TEXT} characters`);
+    return v;
+  };
+  const count = (key: string): number => {
+    const v = m[key];
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw protocolError(`request head: ext.${key} must be an integer >= 0`);
+    return v;
+  };
+  const flag = (key: string): boolean => {
+    const v = m[key];
+    if (typeof v !== "boolean") throw protocolError(`request head: ext.${key} must be a boolean`);
+    return v;
+  };
+  const open: { -readonly [K in keyof StreamOpen]: StreamOpen[K] } = {
+    app: text("app"), tenant: text("tenant"), requestId: text("requestId"), timeoutMs: count("timeoutMs"), body: flag("body"),
+  };
+  if (m.length !== undefined) open.length = count("length");
+  if (m.upgrade !== undefined) open.upgrade = flag("upgrade");
+  return open;
+}
+
 export function encodeRequestHead(head: RequestHead): Buffer {
   return packr.pack(head);
 }
@@ -106,7 +155,7 @@ export function decodeRequestHead(bytes: Uint8Array): RequestHead {
     throw protocolError("request head: invalid target");
   }
   const headers = checkHeaders(m.headers, "request head");
-  const ext = checkExt(m.ext, "request head");
+  const ext = checkStreamOpen(m.ext);
   return ext === undefined
     ? { method: m.method, target: m.target, headers }
     : { method: m.method, target: m.target, headers, ext };

@@ -1,4 +1,5 @@
 import { createRequire } from "node:module";
+import { PosternError } from "../errors/catalogue.js";
 
 /**
  * The uWebSockets.js binding, loaded from its native binary directly. The package's own
@@ -15,7 +16,8 @@ function load(): Uws {
   try {
     return require(`uWebSockets.js/binaries/${name}`) as Uws;
   } catch (err) {
-    throw new Error(
+    throw new PosternError(
+      "POSTERN_INTERNAL",
       `uWebSockets.js native binary ${name} did not load (Node ${process.version}); ` +
         `Postern needs it and does not run on the JS fallback: ${(err as Error).message}`,
       { cause: err },

@@ -83,10 +83,10 @@ export class WorkerPool<Task extends Timed, Result> {
   /** Runs one task; buffers in `transfer` are moved to the worker (the caller gives them up). */
   async run(task: TaskInput<Task>, transfer: ArrayBuffer[] = []): Promise<Result> {
     if (this.#piscina.queueSize >= 2 * this.poolLimits.maxQueue) {
-      throw new PosternError(this.errorCode, `the ${this.what} queue is full (${2 * this.poolLimits.maxQueue} tasks wait)`);
+      throw new PosternError("POSTERN_POOL_FULL", `the ${this.what} queue is full (${2 * this.poolLimits.maxQueue} tasks wait)`);
     }
     const slot = this.#free.pop();
-    if (slot === undefined) throw new PosternError(this.errorCode, `the ${this.what} queue is full`);
+    if (slot === undefined) throw new PosternError("POSTERN_POOL_FULL", `the ${this.what} queue is full`);
     this.#clock[slot] = 0;
     const abort = new AbortController();
     this.#running.set(slot, abort);

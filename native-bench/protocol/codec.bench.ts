@@ -10,7 +10,7 @@ export async function runCodecBench(): Promise<string> {
     method: "GET",
     target: "/api/orders?page=2",
     headers: ["host", "orders.corp.local", "user-agent", "Mozilla/5.0", "accept", "application/json", "x-forwarded-for", "203.0.113.9"],
-    ext: { app: "orders", client: "203.0.113.9" },
+    ext: { app: "orders", tenant: "t1", requestId: "4b8f0c1e-7d2a-4c59-9e0b-1f6a2d3c4e5f", timeoutMs: 85_000, body: false },
   };
   const headBytes = encodeRequestHead(head);
   const big = Buffer.alloc(64 * 1024, 1);

@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseApp, type AppRuleContext, type AppSettings } from "../../control/contract/apps.js";
+import { parseApp, type AppRuleContext } from "../../control/apps.js";
+import type { AppSettings } from "../../control/contract/apps.js";
 import type { ControlHandle } from "../../control/server.js";
 import { makeCa, makeLeaf } from "../fixtures/domain-certs.js";
 import { api, startTestControl } from "../fixtures/control.js";

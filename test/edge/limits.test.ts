@@ -170,7 +170,7 @@ describe("connector safety", () => {
     await rig.publish({ name: "Known", internalUrl: `${backend.origin}/known/` });
     const session = rig.engine.registry.connections()[0]!.session;
     const attempt = (app: string, target: string) => new Promise<number | undefined>((resolve) => {
-      const stream = session.open({ method: "GET", target, headers: [], ext: { app, body: false } }, { end: true });
+      const stream = session.open({ method: "GET", target, headers: [], ext: { app, tenant: "default", requestId: "r1", timeoutMs: 5_000, body: false } }, { end: true });
       stream.on("response", () => resolve(200));
       stream.on("close", (err?: { wireCode?: number }) => resolve(err?.wireCode));
     });
