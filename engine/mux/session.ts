@@ -313,46 +313,33 @@ export class Session extends EventEmitter implements StreamHost {
 
   /** @internal */
   writeData(stream: Stream, chunk: Buffer): boolean {
-    if (stream.sendQueued === 0 && !this.transportBlocked) {
+    if (stream.writableLength === 0 && !this.transportBlocked) {
       const sent = this.sendNow(stream, chunk);
       if (sent === chunk.length) return true;
       chunk = chunk.subarray(sent);
     }
-    stream.sendQueue.push(chunk);
-    stream.sendQueued += chunk.length;
-    stream.needDrain = true;
+    stream.queueSend(chunk);
     this.pendingSend.add(stream);
     return false;
   }
 
   /** @internal Sends what credit allows from the queue, then END if due. */
   flushStream(stream: Stream): void {
-    const queue = stream.sendQueue;
-    while (queue.length > 0 && !this.transportBlocked) {
-      const chunk = queue[0]!;
-      const sent = this.sendNow(stream, chunk);
-      stream.sendQueued -= sent;
-      if (sent < chunk.length) {
-        queue[0] = chunk.subarray(sent);
-        break;
-      }
-      queue.shift();
-    }
-    if (queue.length > 0) return; // still waiting for credit: stays in pendingSend
-    if (stream.endQueued && !stream.endSent && !stream.closed) {
+    if (!stream.flushQueue(this.sendQueuedChunk)) return; // still waiting for credit: stays in pendingSend
+    if (stream.endDue) {
       this.writer.frame(FrameType.END, 0, stream.id);
       this.afterWrite();
       stream.sentEnd();
     }
     // A writer told to wait is told to go on only when the transport has room too; until
     // then the stream stays in pendingSend, which the transport's drain walks.
-    if (stream.needDrain && this.transportBlocked) return;
+    if (stream.wantsDrain && this.transportBlocked) return;
     this.pendingSend.delete(stream);
-    if (stream.needDrain) {
-      stream.needDrain = false;
-      stream.emit("drain");
-    }
+    stream.drained();
   }
+
+  /** Sends a queued chunk as far as credit and the transport allow (bound once: it runs per flush). */
+  private readonly sendQueuedChunk = (stream: Stream, chunk: Buffer): number => (this.transportBlocked ? 0 : this.sendNow(stream, chunk));
 
   /** @internal */
   sendResponse(stream: Stream, head: ResponseHead): void {
@@ -375,18 +362,13 @@ export class Session extends EventEmitter implements StreamHost {
   consumed(stream: Stream, bytes: number, buffered: boolean): void {
     if (buffered) {
       this.sessionBuffered -= bytes;
-      const owed = Math.min(stream.uncredited, bytes);
-      stream.uncredited -= owed;
-      this.creditConnection(owed);
+      this.creditConnection(stream.repayConnectionCredit(bytes));
     } else {
       this.creditConnection(bytes);
     }
-    if (stream.recvEnded || stream.closed) return;
-    stream.unacked += bytes;
-    if (stream.unacked >= this.config.initialStreamWindow >>> 1) {
-      this.writer.frameU32(FrameType.WINDOW_UPDATE, stream.id, stream.unacked);
-      stream.recvWindow += stream.unacked;
-      stream.unacked = 0;
+    const increment = stream.acknowledge(bytes, this.config.initialStreamWindow >>> 1);
+    if (increment > 0) {
+      this.writer.frameU32(FrameType.WINDOW_UPDATE, stream.id, increment);
       this.afterWrite();
     }
   }
@@ -394,8 +376,7 @@ export class Session extends EventEmitter implements StreamHost {
   /** @internal */
   discarded(stream: Stream, bytes: number): void {
     this.sessionBuffered -= bytes;
-    this.creditConnection(stream.uncredited);
-    stream.uncredited = 0;
+    this.creditConnection(stream.repayConnectionCredit());
   }
 
   /** @internal */
@@ -543,14 +524,12 @@ export class Session extends EventEmitter implements StreamHost {
       return;
     }
     if (stream.local && stream.responseHead === undefined) throw new PosternError("POSTERN_PROTOCOL", `DATA before RESPONSE on stream ${id}`);
-    if (stream.recvEnded) throw new PosternError("POSTERN_PROTOCOL", `DATA after END on stream ${id}`);
-    stream.recvWindow -= n;
-    if (stream.recvWindow < 0) throw new PosternError("POSTERN_FLOW_CONTROL", `DATA beyond the window of stream ${id}`);
+    stream.acceptData(n);
     if (n === 0) return;
     if (stream.receiveData(payload)) return;
     this.sessionBuffered += n;
     if (this.sessionBuffered <= this.config.maxSessionBuffer) this.creditConnection(n);
-    else stream.uncredited += n;
+    else stream.oweConnectionCredit(n);
   }
 
   private onEnd(_flags: number, id: number): void {
@@ -560,7 +539,7 @@ export class Session extends EventEmitter implements StreamHost {
       return;
     }
     if (stream.local && stream.responseHead === undefined) throw new PosternError("POSTERN_PROTOCOL", `END before RESPONSE on stream ${id}`);
-    if (stream.recvEnded) throw new PosternError("POSTERN_PROTOCOL", `second END on stream ${id}`);
+    if (stream.endReceived) throw new PosternError("POSTERN_PROTOCOL", `second END on stream ${id}`);
     stream.receiveEnd();
   }
 
@@ -598,9 +577,7 @@ export class Session extends EventEmitter implements StreamHost {
       this.checkKnownId(id, "WINDOW_UPDATE");
       return;
     }
-    stream.sendWindow += increment;
-    if (stream.sendWindow > MAX_WINDOW) throw new PosternError("POSTERN_FLOW_CONTROL", `window overflow on stream ${id}`);
-    if (stream.sendQueued > 0 || stream.endQueued) this.flushStream(stream);
+    if (stream.grantSendCredit(increment)) this.flushStream(stream);
   }
 
   private onPing(flags: number, _id: number, payload: Buffer): void {
@@ -655,7 +632,7 @@ export class Session extends EventEmitter implements StreamHost {
     const maxFrame = Math.min(this.peerSettings!.maxFrameSize, this.config.maxBatchBytes);
     let off = 0;
     while (off < chunk.length) {
-      const n = Math.min(chunk.length - off, stream.sendWindow, this.connSendWindow, maxFrame);
+      const n = Math.min(chunk.length - off, stream.sendCredit, this.connSendWindow, maxFrame);
       if (n <= 0) break;
       if (n >= ZERO_COPY_DATA) {
         // Header at the end of the current batch, payload as its own message: the caller's
@@ -667,7 +644,7 @@ export class Session extends EventEmitter implements StreamHost {
       } else {
         this.writer.frame(FrameType.DATA, 0, stream.id, chunk.subarray(off, off + n));
       }
-      stream.sendWindow -= n;
+      stream.spendSendCredit(n);
       this.connSendWindow -= n;
       off += n;
       this.afterWrite();

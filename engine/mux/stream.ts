@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { WireError } from "../protocol/constants.js";
+import { MAX_WINDOW, WireError } from "../protocol/constants.js";
 import { PosternError } from "../errors/catalogue.js";
 import type { RequestHead, ResponseHead } from "../protocol/heads.js";
 
@@ -39,29 +39,29 @@ export class Stream extends EventEmitter {
   /** The response head once sent (inbound stream) or received (local stream). */
   responseHead: ResponseHead | undefined;
 
-  // --- send side (owned by the session) ---
-  /** @internal Credit left to send on this stream. */
-  sendWindow: number;
-  /** @internal Chunks waiting for credit or transport room. */
-  sendQueue: Buffer[] = [];
-  /** @internal Bytes in sendQueue. */
-  sendQueued = 0;
-  /** @internal end() was called: END goes out once sendQueue is empty. */
-  endQueued = false;
-  /** @internal END was written. */
-  endSent = false;
-  /** @internal A write returned false; emit 'drain' when the queue empties. */
-  needDrain = false;
+  // --- send side: the stream keeps its credit and queue; the session moves the bytes ---
+  /** Credit left to send on this stream (never above MAX_WINDOW). */
+  #sendWindow: number;
+  /** Chunks waiting for credit or transport room. */
+  readonly #sendQueue: Buffer[] = [];
+  /** Bytes in #sendQueue. */
+  #sendQueued = 0;
+  /** end() was called: END goes out once #sendQueue is empty. */
+  #endQueued = false;
+  /** END was written. */
+  #endSent = false;
+  /** A write returned false; emit 'drain' when the queue empties. */
+  #needDrain = false;
 
   // --- receive side ---
-  /** @internal Credit the peer has left on this stream. */
-  recvWindow: number;
-  /** @internal Bytes consumed since the last stream WINDOW_UPDATE. */
-  unacked = 0;
-  /** @internal Buffered bytes whose connection credit is still owed to the peer. */
-  uncredited = 0;
-  /** @internal END received. */
-  recvEnded = false;
+  /** Credit the peer has left on this stream; below zero is a flow-control violation. */
+  #recvWindow: number;
+  /** Bytes consumed since the last stream WINDOW_UPDATE. */
+  #unacked = 0;
+  /** Buffered bytes whose connection credit is still owed to the peer. */
+  #uncredited = 0;
+  /** END received. */
+  #recvEnded = false;
   private recvBuffer: Buffer[] = [];
   private recvBuffered = 0;
   private paused = false;
@@ -83,8 +83,8 @@ export class Stream extends EventEmitter {
     this.id = id;
     this.local = local;
     this.requestHead = requestHead;
-    this.sendWindow = sendWindow;
-    this.recvWindow = recvWindow;
+    this.#sendWindow = sendWindow;
+    this.#recvWindow = recvWindow;
     // Data that arrived before a 'data' listener was attached is delivered once one is.
     this.on("newListener", (event) => {
       if (event === "data") this.scheduleDrain();
@@ -98,7 +98,7 @@ export class Stream extends EventEmitter {
 
   /** Bytes written and queued behind flow control or transport backpressure. */
   get writableLength(): number {
-    return this.sendQueued;
+    return this.#sendQueued;
   }
 
   get closed(): boolean {
@@ -112,17 +112,17 @@ export class Stream extends EventEmitter {
    */
   write(chunk: Uint8Array): boolean {
     this.checkWritable();
-    if (chunk.length === 0) return this.sendQueued === 0;
+    if (chunk.length === 0) return this.#sendQueued === 0;
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
     return this.host.writeData(this, buf);
   }
 
   /** Ends our direction, after an optional last chunk. */
   end(chunk?: Uint8Array): void {
-    if (this.endQueued || this.isClosed) return;
+    if (this.#endQueued || this.isClosed) return;
     if (chunk !== undefined && chunk.length > 0) this.write(chunk);
     else this.checkWritable();
-    this.endQueued = true;
+    this.#endQueued = true;
     this.host.flushStream(this);
   }
 
@@ -152,12 +152,8 @@ export class Stream extends EventEmitter {
     this.scheduleDrain();
   }
 
-  get isPaused(): boolean {
-    return this.paused;
-  }
-
   private checkWritable(): void {
-    if (this.endQueued || this.isClosed) throw new PosternError("POSTERN_STREAM_STATE", `write after end on stream ${this.id}`);
+    if (this.#endQueued || this.isClosed) throw new PosternError("POSTERN_STREAM_STATE", `write after end on stream ${this.id}`);
     if (!this.local && this.responseHead === undefined) {
       throw new PosternError("POSTERN_STREAM_STATE", "respond() before writing the body of an inbound stream");
     }
@@ -183,23 +179,123 @@ export class Stream extends EventEmitter {
 
   /** @internal */
   receiveEnd(): void {
-    this.recvEnded = true;
+    this.#recvEnded = true;
     if (this.recvBuffered === 0) this.emitEnd();
     else this.scheduleDrain();
   }
 
   /** @internal END has been written: the stream may be complete. */
   sentEnd(): void {
-    this.endSent = true;
+    this.#endSent = true;
     this.checkDone();
+  }
+
+  // --- flow control, called by the session (internal to engine/mux) ---
+
+  /** @internal Credit left to send on this stream. */
+  get sendCredit(): number {
+    return this.#sendWindow;
+  }
+
+  /** @internal The session sent `bytes` of DATA on this stream. */
+  spendSendCredit(bytes: number): void {
+    this.#sendWindow -= bytes;
+  }
+
+  /** @internal The peer granted credit; returns whether queued bytes or END now wait to go out. */
+  grantSendCredit(increment: number): boolean {
+    this.#sendWindow += increment;
+    if (this.#sendWindow > MAX_WINDOW) throw new PosternError("POSTERN_FLOW_CONTROL", `window overflow on stream ${this.id}`);
+    return this.#sendQueued > 0 || this.#endQueued;
+  }
+
+  /** @internal Queues what could not be sent now; the writer is told to wait for 'drain'. */
+  queueSend(chunk: Buffer): void {
+    this.#sendQueue.push(chunk);
+    this.#sendQueued += chunk.length;
+    this.#needDrain = true;
+  }
+
+  /**
+   * @internal Offers queued chunks, oldest first, to `send`, which returns how many bytes it
+   * took; stops at the first chunk not taken whole. Returns true when the queue is empty.
+   */
+  flushQueue(send: (stream: Stream, chunk: Buffer) => number): boolean {
+    const queue = this.#sendQueue;
+    while (queue.length > 0) {
+      const chunk = queue[0]!;
+      const sent = send(this, chunk);
+      this.#sendQueued -= sent;
+      if (sent < chunk.length) {
+        queue[0] = chunk.subarray(sent);
+        return false;
+      }
+      queue.shift();
+    }
+    return true;
+  }
+
+  /** @internal end() was called and END is not written yet. */
+  get endDue(): boolean {
+    return this.#endQueued && !this.#endSent && !this.isClosed;
+  }
+
+  /** @internal A writer waits for 'drain'. */
+  get wantsDrain(): boolean {
+    return this.#needDrain;
+  }
+
+  /** @internal The queue is empty and the transport has room: the writer may go on. */
+  drained(): void {
+    if (!this.#needDrain) return;
+    this.#needDrain = false;
+    this.emit("drain");
+  }
+
+  /** @internal END arrived from the peer. */
+  get endReceived(): boolean {
+    return this.#recvEnded;
+  }
+
+  /** @internal Accounts `bytes` of DATA from the peer against this stream's window. */
+  acceptData(bytes: number): void {
+    if (this.#recvEnded) throw new PosternError("POSTERN_PROTOCOL", `DATA after END on stream ${this.id}`);
+    this.#recvWindow -= bytes;
+    if (this.#recvWindow < 0) throw new PosternError("POSTERN_FLOW_CONTROL", `DATA beyond the window of stream ${this.id}`);
+  }
+
+  /** @internal Held bytes whose connection credit the session keeps back for now. */
+  oweConnectionCredit(bytes: number): void {
+    this.#uncredited += bytes;
+  }
+
+  /** @internal Of `bytes` just consumed (all if unset), how much connection credit was kept back and is now due. */
+  repayConnectionCredit(bytes = this.#uncredited): number {
+    const owed = Math.min(this.#uncredited, bytes);
+    this.#uncredited -= owed;
+    return owed;
+  }
+
+  /**
+   * @internal The reader consumed `bytes`; once at least `threshold` are unacknowledged,
+   * returns the increment to grant in a WINDOW_UPDATE (and counts it as granted), else 0.
+   */
+  acknowledge(bytes: number, threshold: number): number {
+    if (this.#recvEnded || this.isClosed) return 0;
+    this.#unacked += bytes;
+    if (this.#unacked < threshold) return 0;
+    const increment = this.#unacked;
+    this.#recvWindow += increment;
+    this.#unacked = 0;
+    return increment;
   }
 
   /** @internal Ends the stream at once, dropping buffers; the session has done the wire part. */
   close(err?: PosternError): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    this.sendQueue.length = 0;
-    this.sendQueued = 0;
+    this.#sendQueue.length = 0;
+    this.#sendQueued = 0;
     const held = this.recvBuffered;
     this.recvBuffer.length = 0;
     this.recvBuffered = 0;
@@ -224,7 +320,7 @@ export class Stream extends EventEmitter {
       this.host.consumed(this, chunk.length, true);
       this.emit("data", chunk);
     }
-    if (this.recvBuffered === 0 && this.recvEnded) this.emitEnd();
+    if (this.recvBuffered === 0 && this.#recvEnded) this.emitEnd();
   }
 
   private emitEnd(): void {
@@ -235,7 +331,7 @@ export class Stream extends EventEmitter {
   }
 
   private checkDone(): void {
-    if (!this.endSent || !this.recvEnded) return;
+    if (!this.#endSent || !this.#recvEnded) return;
     this.release();
     if (this.endEmitted && !this.isClosed) {
       this.isClosed = true;
