@@ -18,6 +18,7 @@ import type { ConnectorConfig } from "../control/contract/feed.js";
 import { probe } from "./probe.js";
 import { BackendProxy } from "./proxy.js";
 import { TunnelPool } from "./tunnels.js";
+import { type Clock, systemClock } from "../engine/config/clock.js";
 
 const DAY_MS = 86_400_000;
 
@@ -38,7 +39,7 @@ export interface ConnectorAgentOptions {
   /** Fallback config pull period, ms. */
   readonly pullIntervalMs?: number; // 60_000
   /** The clock, injectable so renewal at day 180 is testable. */
-  readonly now?: () => Date;
+  readonly now?: Clock;
   /** Streams the engine opens; unset: proxied to the published backends (connector/proxy.ts). */
   readonly onStream?: (stream: Stream, session: Session, agent: ConnectorAgent) => void;
   readonly mux?: MuxConfigInput;
@@ -61,7 +62,7 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
   readonly #tunnels: TunnelPool;
   readonly #log: Logger;
   readonly #proxy: BackendProxy;
-  readonly #now: () => Date;
+  readonly #now: Clock;
   #renewTimer: NodeJS.Timeout | undefined;
   #renewing: Promise<boolean> | null = null;
   #stopped = false;
@@ -71,7 +72,7 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
   constructor(private readonly options: ConnectorAgentOptions) {
     super();
     this.#identity = loadIdentity(options.stateDir, "connector");
-    this.#now = options.now ?? (() => new Date());
+    this.#now = options.now ?? systemClock;
     this.#log = options.logger ?? pino({ name: "connector", level: process.env.POSTERN_LOG_LEVEL ?? "info" }, pino.destination(2));
     this.#client = new ControlClient({
       controlUrl: options.controlUrl ?? this.#identity.controlUrl,
@@ -137,7 +138,7 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
 
   async #renewIfDue(): Promise<boolean> {
     const after = this.#feed.current?.renewAfterDays ?? 180;
-    const ageDays = (this.#now().getTime() - this.#identity.issuedAt.getTime()) / DAY_MS;
+    const ageDays = (this.#now() - this.#identity.issuedAt.getTime()) / DAY_MS;
     if (ageDays < after) return false;
     try {
       const { keyPem, csrPem } = await createKeyAndCsr(this.#identity.id);

@@ -16,6 +16,7 @@ import { dialTunnel } from "./transport.js";
 import { Backoff } from "../control/client/backoff.js";
 import { answerTunnelChallenge } from "../engine/identity/proof.js";
 import { isPosternError } from "../engine/errors/catalogue.js";
+import { type Clock } from "../engine/config/clock.js";
 
 export interface TunnelCredentials {
   readonly keyPem: string;
@@ -29,7 +30,7 @@ export interface TunnelPoolOptions {
   readonly onStream: (stream: Stream, session: Session) => void;
   readonly mux?: MuxConfigInput;
   readonly logger: Logger;
-  readonly now?: () => Date;
+  readonly now?: Clock;
   /** Outbound HTTP proxy for the tunnels (CONNECT), e.g. from HTTPS_PROXY. */
   readonly proxyUrl?: string;
 }

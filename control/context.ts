@@ -3,6 +3,7 @@ import type { TenantCa } from "./ca.js";
 import type { FeedHub } from "./feed.js";
 import type { Sealer } from "./secrets.js";
 import type { Store, Tenant } from "./store/types.js";
+import { type Clock } from "../engine/config/clock.js";
 
 export interface LifecyclePolicy {
   /** Validity of connector and engine certificates, in days. */
@@ -26,7 +27,7 @@ export interface ControlContext {
   readonly feed: FeedHub;
   readonly policy: LifecyclePolicy;
   /** The clock: injectable so renewal at day 180 and inactivity at day 10 test without waiting. */
-  readonly now: () => Date;
+  readonly now: Clock;
   /** The built-in IdP's issuer URL, once control listens (unset with an external IdP). */
   readonly idp: { issuer?: string };
 }

@@ -28,6 +28,7 @@ import { directoryRoutes } from "./api/directory.js";
 import { openApiDocument } from "./api/openapi.js";
 import { Router, sendJson, type Route } from "./api/router.js";
 import { PosternError } from "../engine/errors/catalogue.js";
+import { type Clock, systemClock } from "../engine/config/clock.js";
 
 export interface ControlOptions {
   /** Holds control.db, master.key and the local admin credential. */
@@ -45,7 +46,7 @@ export interface ControlOptions {
   readonly edge?: EdgeDefaults;
   readonly policy?: Partial<LifecyclePolicy>;
   readonly masterKey?: string;
-  readonly now?: () => Date;
+  readonly now?: Clock;
   readonly logger?: Logger;
   /** How often to look for inactive connectors, in ms; 0 disables the timer. */
   readonly sweepIntervalMs?: number; // 3_600_000 (1 h)
@@ -73,14 +74,14 @@ const DEFAULT_TENANT_ID = "default";
 
 export async function startControl(options: ControlOptions): Promise<ControlHandle> {
   const log = options.logger ?? pino({ name: "control", level: process.env.POSTERN_LOG_LEVEL ?? "info" }, pino.destination(2));
-  const now = options.now ?? (() => new Date());
+  const now = options.now ?? systemClock;
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const sealer = loadMasterKey({ envValue: options.masterKey ?? process.env.POSTERN_MASTER_KEY, keyFile: join(options.dataDir, "master.key") });
   const store: Store = openSqliteStore(join(options.dataDir, "control.db"));
   const tenantSpec = options.tenant ?? { name: "default", domainSuffix: "localhost" };
   const tenant = await store.ensureTenant({ id: DEFAULT_TENANT_ID, name: tenantSpec.name, domainSuffix: tenantSpec.domainSuffix });
   if (!(await store.listConnectorGroups(tenant.id)).some((g) => g.name === "Default")) await store.addConnectorGroup(tenant.id, "Default");
-  const ca = await TenantCa.open(store, sealer, tenant.id, now());
+  const ca = await TenantCa.open(store, sealer, tenant.id, new Date(now()));
   const feed = new FeedHub(store);
   const policy = { ...DEFAULT_POLICY, ...options.policy };
   const context: ControlContext = { store, sealer, tenant, ca, feed, policy, now, idp: {} };
@@ -90,7 +91,7 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
   let tls: { cert: string; key: string } | undefined;
   if (tlsMode === "self") {
     const hosts = [...new Set([host, "localhost", "127.0.0.1", ...(options.publicUrl ? [new URL(options.publicUrl).hostname] : [])])].filter((h) => h !== "0.0.0.0" && h !== "::");
-    const issued = await ca.issueServerCert("control", "control", hosts, policy.certificateDays, now());
+    const issued = await ca.issueServerCert("control", "control", hosts, policy.certificateDays, new Date(now()));
     tls = { cert: issued.certPem, key: issued.keyPem };
   } else if (tlsMode !== "off") {
     tls = { cert: tlsMode.certPem, key: tlsMode.keyPem };
@@ -131,7 +132,7 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
   const routes: Route[] = [...appRoutes(context, edge), ...connectorRoutes(context), ...directoryRoutes(context)];
   let closing = false;
   const router = new Router(routes, authenticator, async (entry) => {
-    await store.appendAudit({ ...entry, at: now().toISOString(), tenantId: tenant.id });
+    await store.appendAudit({ ...entry, at: new Date(now()).toISOString(), tenantId: tenant.id });
   }, (err, requestId) => {
     // While closing, long polls that wake up find the store gone: expected, not worth an error line.
     if (!closing) log.error({ err, requestId }, "control API internal error");

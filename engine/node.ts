@@ -19,6 +19,7 @@ import type { EdgeLimits } from "./limits/config.js";
 import type { PoolLimits, TranslateLimits } from "./workers/pool.js";
 import { Agent } from "undici";
 import type { SignInReport } from "../control/contract/feed.js";
+import { type Clock } from "./config/clock.js";
 
 const MAX_SIGN_INS_IN_FLIGHT = 100;
 
@@ -44,7 +45,7 @@ export interface EngineNodeOptions {
   readonly authPool?: Partial<PoolLimits>;
   readonly timers?: Timers;
   readonly mux?: MuxConfigInput;
-  readonly now?: () => Date;
+  readonly now?: Clock;
   readonly logger?: Logger;
 }
 
@@ -105,7 +106,7 @@ export class EngineNode {
       ...(options.translate ? { translate: options.translate } : {}),
       auth: { dispatcher: idpDispatcher, signIns, ...(options.authPool ? { pool: options.authPool } : {}) },
       ...(options.timers ? { timers: options.timers } : {}),
-      ...(options.now ? { now: () => options.now!().getTime() } : {}),
+      ...(options.now ? { now: options.now } : {}),
     });
     const node = new EngineNode(identity, registry, edge, tunnelUrl, feed, client, tunnel);
     feed.on("config", (config) => {

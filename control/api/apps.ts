@@ -60,7 +60,7 @@ export function appRoutes(ctx: ControlContext, edge: EdgeDefaults): Route[] {
   };
 
   const checkCertificate = (upload: CertificateUpload, externalUrl: string): StoredDomainCertificate => {
-    const checked = checkDomainCertificate(upload, new URL(externalUrl).hostname, ctx.now());
+    const checked = checkDomainCertificate(upload, new URL(externalUrl).hostname, new Date(ctx.now()));
     if (!checked.ok) throw new ApiError("POSTERN_VALIDATION", checked.problems.map((p) => p.message).join("; "), checked.problems);
     // Kept as PEM whatever the upload's format: that is what engines serve.
     let raw: string;

@@ -14,6 +14,7 @@ import { verifyIdentityProof } from "../../engine/identity/proof.js";
 import { ROLES, type Role, type Store } from "../store/types.js";
 import { ApiError, type Authenticator, type Caller } from "./router.js";
 import { PosternError } from "../../engine/errors/catalogue.js";
+import { type Clock } from "../../engine/config/clock.js";
 
 const ALGORITHMS = ["ES256", "ES384", "RS256", "PS256", "EdDSA"];
 const CLOCK_SKEW_S = 30;
@@ -41,7 +42,7 @@ export function createAuthenticator(options: {
   jwksUri?: string;
   store: Store;
   caCertPem: () => string;
-  now: () => Date;
+  now: Clock;
 }): Authenticator {
   const { trust, store, now } = options;
   let keys: JWTVerifyGetKey;
@@ -66,7 +67,7 @@ export function createAuthenticator(options: {
           issuer: trust.issuer,
           audience: trust.audience,
           algorithms: ALGORITHMS,
-          currentDate: now(),
+          currentDate: new Date(now()),
           clockTolerance: CLOCK_SKEW_S,
           requiredClaims: ["exp", "sub"],
         }));

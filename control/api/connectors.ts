@@ -35,7 +35,7 @@ export function connectorRoutes(ctx: ControlContext): Route[] {
 
   const sign = async (csr: string, kind: "connector" | "engine", id: string, serverHosts: readonly string[] = []): Promise<IssuedCert> => {
     try {
-      const issued = await ca.signCsr(csr, kind, id, policy.certificateDays, ctx.now(), serverHosts);
+      const issued = await ca.signCsr(csr, kind, id, policy.certificateDays, new Date(ctx.now()), serverHosts);
       await store.recordCertificate({
         serial: issued.serial, kind, subjectId: id, fingerprint: issued.fingerprint,
         notBefore: issued.notBefore.toISOString(), notAfter: issued.notAfter.toISOString(), revokedAt: null,
@@ -141,7 +141,7 @@ export function connectorRoutes(ctx: ControlContext): Route[] {
       action: "connector.remove",
       handler: async (call) => {
         const existing = await mustGetConnector(call.params.id!);
-        await store.revokeCertificates(existing.id, ctx.now().toISOString());
+        await store.revokeCertificates(existing.id, new Date(ctx.now()).toISOString());
         await store.deleteConnector(existing.id);
         return { status: 204 };
       },
@@ -154,7 +154,7 @@ export function connectorRoutes(ctx: ControlContext): Route[] {
         const group = await mustGroup(call.body.group);
         const id = randomUUID();
         const issued = await sign(call.body.csr, "connector", id);
-        const at = ctx.now().toISOString();
+        const at = new Date(ctx.now()).toISOString();
         await store.addConnector({
           id, tenantId: tenant.id, group, hostName: call.body.hostName, version: call.body.version,
           certSerial: issued.serial, certFingerprint: issued.fingerprint, certNotBefore: issued.notBefore.toISOString(),
@@ -192,7 +192,7 @@ export function connectorRoutes(ctx: ControlContext): Route[] {
         // The engine's one key also serves its tunnel listener's TLS: name the listener's hosts.
         const hosts = [...new Set([new URL(call.body.tunnelUrl).hostname.replace(/^\[|\]$/g, ""), ...call.body.hosts])];
         const issued = await sign(call.body.csr, "engine", id, hosts);
-        await store.upsertEngine({ id, tunnelUrl: call.body.tunnelUrl, lastSeen: ctx.now().toISOString() });
+        await store.upsertEngine({ id, tunnelUrl: call.body.tunnelUrl, lastSeen: new Date(ctx.now()).toISOString() });
         Object.assign(call.auditDetail, { engine: id, tunnelUrl: call.body.tunnelUrl });
         return { status: 201, body: { id, certificate: issued.certPem, caCertificate: ca.certPem, notAfter: issued.notAfter.toISOString() } };
       },
@@ -213,7 +213,7 @@ export function connectorRoutes(ctx: ControlContext): Route[] {
         const peer = peerOf(call, "connector");
         const connector = await store.getConnector(peer.id);
         const agent = call.req.headers["x-postern-version"];
-        await store.touchConnector(peer.id, ctx.now().toISOString(), typeof agent === "string" ? agent.slice(0, 64) : undefined);
+        await store.touchConnector(peer.id, new Date(ctx.now()).toISOString(), typeof agent === "string" ? agent.slice(0, 64) : undefined);
         if (connector?.status === "inactive") await store.updateConnector(peer.id, { status: "active" });
         await waitFeed(call);
         return { status: 200, body: await connectorConfig(store, peer.id, policy) };
@@ -237,10 +237,10 @@ export function connectorRoutes(ctx: ControlContext): Route[] {
         const peer = peerOf(call, "engine");
         const tunnelUrl = call.req.headers["x-postern-tunnel-url"];
         if (typeof tunnelUrl === "string" && /^wss?:\/\/\S+$/.test(tunnelUrl) && tunnelUrl.length <= 2048) {
-          await store.upsertEngine({ id: peer.id, tunnelUrl, lastSeen: ctx.now().toISOString() });
+          await store.upsertEngine({ id: peer.id, tunnelUrl, lastSeen: new Date(ctx.now()).toISOString() });
         }
         await waitFeed(call);
-        return { status: 200, body: await engineConfig(store, ctx.sealer, { builtInIssuer: ctx.idp.issuer, now: ctx.now() }) };
+        return { status: 200, body: await engineConfig(store, ctx.sealer, { builtInIssuer: ctx.idp.issuer, now: new Date(ctx.now()) }) };
       },
     }),
   ];
@@ -255,7 +255,7 @@ function connectorOut(c: Connector): z.infer<typeof connectorView> {
 
 /** Marks connectors not seen for `inactiveAfterDays` as inactive; returns how many changed. */
 export async function sweepInactive(ctx: ControlContext): Promise<number> {
-  const cutoff = ctx.now().getTime() - ctx.policy.inactiveAfterDays * 86_400_000;
+  const cutoff = ctx.now() - ctx.policy.inactiveAfterDays * 86_400_000;
   let changed = 0;
   for (const c of await ctx.store.listConnectors()) {
     if (c.status === "active" && new Date(c.lastSeen).getTime() < cutoff) {

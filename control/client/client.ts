@@ -7,6 +7,7 @@ import { rootCertificates } from "node:tls";
 import { Agent, request } from "undici";
 import { codeOfStatus, isErrorCode, PosternError, type ErrorCode } from "../../engine/errors/catalogue.js";
 import { createIdentityProof } from "../../engine/identity/proof.js";
+import { type Clock } from "../../engine/config/clock.js";
 
 /** Audience of proofs sent to control; control checks the same value. */
 export const CONTROL_PROOF_AUDIENCE = "postern-control";
@@ -28,7 +29,7 @@ export interface ControlClientOptions {
   /** Read per request, so a renewed certificate is used at once. */
   readonly credentials: () => PeerCredentials;
   readonly headers?: Record<string, string>;
-  readonly now?: () => Date;
+  readonly now?: Clock;
 }
 
 

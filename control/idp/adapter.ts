@@ -4,8 +4,9 @@
  */
 import type { Adapter, AdapterPayload } from "oidc-provider";
 import type { Store } from "../store/types.js";
+import { systemClock, type Clock } from "../../engine/config/clock.js";
 
-export function storeAdapter(store: Store, now: () => number = Date.now) {
+export function storeAdapter(store: Store, now: Clock = systemClock) {
   return class StoreAdapter implements Adapter {
     constructor(readonly model: string) {}
 

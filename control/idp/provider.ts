@@ -18,6 +18,7 @@ import { CLI_CLIENT_ID, CONTROL_API_AUDIENCE } from "./constants.js";
 import { loginPage, page } from "./pages.js";
 import { verifyPassword } from "./passwords.js";
 import { PosternError } from "../../engine/errors/catalogue.js";
+import { type Clock } from "../../engine/config/clock.js";
 
 /** Largest sign-in form body read. */
 const MAX_FORM_BYTES = 16 * 1024;
@@ -32,7 +33,7 @@ export interface IdpOptions {
   /** Public URL of the mount point, e.g. `https://control.example.com/oidc`. */
   readonly issuer: string;
   /** The control plane's clock, for tokens it mints itself. */
-  readonly now?: () => Date;
+  readonly now?: Clock;
 }
 
 export class BuiltInIdp {
@@ -171,7 +172,7 @@ export class BuiltInIdp {
    */
   async mintToken(claims: { sub: string; roles: readonly string[]; name: string; groups?: readonly string[]; amr?: readonly string[]; scope?: string }, ttlSeconds: number, audience = CONTROL_API_AUDIENCE): Promise<string> {
     const key = await importJWK(this.#signingKey, "ES256");
-    const now = Math.floor((this.#options.now?.() ?? new Date()).getTime() / 1000);
+    const now = Math.floor((this.#options.now?.() ?? Date.now()) / 1000);
     return new SignJWT({
       roles: claims.roles, preferred_username: claims.name, tid: this.#options.tenantId, amr: claims.amr ?? ["pwd"],
       ...(claims.groups ? { groups: claims.groups } : {}), ...(claims.scope ? { scope: claims.scope } : {}),

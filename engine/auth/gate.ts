@@ -29,6 +29,7 @@ import type { SignInReport } from "../../control/contract/feed.js";
 import { BoundedMap } from "../limits/bounded.js";
 import { fetchJson, Issuer, type IssuerMetadata } from "./issuer.js";
 import { denial, type Denial, type Identity } from "./policy.js";
+import { type Clock, systemClock } from "../config/clock.js";
 
 export const RESERVED = ".postern/";
 
@@ -72,7 +73,7 @@ export interface GateOptions {
   readonly pool: () => WorkerPool<AuthTask, AuthResult>;
   /** For fetching from the built-in IdP (trusts control's CA); external issuers use the same. */
   readonly dispatcher?: Dispatcher;
-  readonly now?: () => number;
+  readonly now?: Clock;
   readonly signIns?: (record: SignInReport) => void;
   /** Pages for each outcome (engine/edge/pages.ts). */
   readonly page: (page: AuthPage, detail: { reason?: Denial | string; transactionId: string; signInUrl?: string }) => { status: number; body: string; headers: readonly [string, string][] };
@@ -175,10 +176,10 @@ export class AuthGate {
   readonly #usedStates = new BoundedMap<string, number>(MAX_CACHE);
   /** Cookies signed out of (whether or not this engine had opened them): never accepted again here. */
   readonly #revokedCookies = new BoundedMap<string, number>(MAX_REVOKED);
-  readonly #now: () => number;
+  readonly #now: Clock;
 
   constructor(private readonly options: GateOptions) {
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? systemClock;
   }
 
   apply(config: AuthConfig | undefined): void {

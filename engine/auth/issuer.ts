@@ -7,6 +7,7 @@
 import { request, type Dispatcher } from "undici";
 import type { JWK } from "jose";
 import { PosternError } from "../errors/catalogue.js";
+import { type Clock, systemClock } from "../config/clock.js";
 
 export interface IssuerMetadata {
   readonly issuer: string;
@@ -56,7 +57,7 @@ export class Issuer {
   /** How many times the keys were fetched (tests count them under a flood). */
   keyFetches = 0;
 
-  constructor(readonly discoveryUrl: string, private readonly dispatcher: Dispatcher | undefined, private readonly now: () => number = Date.now) {}
+  constructor(readonly discoveryUrl: string, private readonly dispatcher: Dispatcher | undefined, private readonly now: Clock = systemClock) {}
 
   async metadata(): Promise<IssuerMetadata> {
     if (this.#metadata && this.now() - this.#metadata.at < METADATA_TTL_MS) return this.#metadata.value;

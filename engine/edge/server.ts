@@ -20,6 +20,7 @@ import type { SignInReport } from "../../control/contract/feed.js";
 import type { Dispatcher } from "undici";
 import { authPage } from "./pages.js";
 import { attachWebSockets } from "./websocket.js";
+import { type Clock } from "../config/clock.js";
 
 export interface EdgeOptions {
   readonly host: string;
@@ -34,7 +35,7 @@ export interface EdgeOptions {
   /** Pre-authentication: how to reach identity providers, where sign-ins are recorded, the crypto pool's limits. */
   readonly auth?: { readonly dispatcher?: Dispatcher; readonly signIns?: (record: SignInReport) => void; readonly pool?: Partial<PoolLimits> };
   readonly timers?: Timers;
-  readonly now?: () => number;
+  readonly now?: Clock;
 }
 
 const DEFAULT_AUTH_THREADS = 1;

@@ -33,7 +33,8 @@ export interface ProofInput {
   readonly audience: string;
   /** The verifier's random challenge, when it sent one. */
   readonly challenge?: string;
-  readonly now?: Date;
+  /** The time to check against, ms since the epoch (a Clock reading); unset: now. */
+  readonly now?: number;
 }
 
 /** Lifetime of a proof; the verifier allows this much clock skew either way too. */
@@ -43,7 +44,7 @@ const CLIENT_AUTH_EKU = "1.3.6.1.5.5.7.3.2";
 export async function createIdentityProof(input: ProofInput): Promise<string> {
   const key = createPrivateKey(input.keyPem);
   const der = new X509Certificate(input.certPem).raw.toString("base64");
-  const iat = Math.floor((input.now ?? new Date()).getTime() / 1000);
+  const iat = Math.floor((input.now ?? Date.now()) / 1000);
   return new SignJWT(input.challenge === undefined ? {} : { challenge: input.challenge })
     .setProtectedHeader({ alg: "ES256", x5c: [der] })
     .setAudience(input.audience)
@@ -57,7 +58,8 @@ export interface VerifyOptions {
   readonly caCerts: readonly X509Certificate[];
   readonly audience: string;
   readonly challenge?: string;
-  readonly now?: Date;
+  /** The time to check against, ms since the epoch (a Clock reading); unset: now. */
+  readonly now?: number;
   /** Last check with the verified identity (revocation, disabled): return a reason to refuse. */
   readonly allow?: (peer: PeerIdentity) => string | undefined | Promise<string | undefined>;
 }
@@ -86,7 +88,7 @@ export async function verifyIdentityProof(proof: unknown, options: VerifyOptions
   }
   const issuer = options.caCerts.find((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey));
   if (issuer === undefined) refuse(`certificate ${cert.serialNumber} was not issued by the tenant CA`);
-  const now = options.now ?? new Date();
+  const now = new Date(options.now ?? Date.now());
   const notBefore = new Date(cert.validFrom);
   const notAfter = new Date(cert.validTo);
   if (now < notBefore) refuse(`certificate ${cert.serialNumber} is not valid before ${notBefore.toISOString()}`);
@@ -132,10 +134,10 @@ export function tunnelChallenge(): { challenge: string } {
 }
 
 /** The connector's HELLO ext: a proof over the engine's challenge. */
-export async function answerTunnelChallenge(peerExt: Readonly<Record<string, unknown>> | undefined, creds: { keyPem: string; certPem: string }, now?: Date): Promise<{ proof: string }> {
+export async function answerTunnelChallenge(peerExt: Readonly<Record<string, unknown>> | undefined, creds: { keyPem: string; certPem: string }, now?: number): Promise<{ proof: string }> {
   const challenge = peerExt?.challenge;
   if (typeof challenge !== "string" || challenge.length < 16 || challenge.length > 256) {
     throw new PosternError("POSTERN_HANDSHAKE", "the engine sent no identity challenge");
   }
-  return { proof: await createIdentityProof({ ...creds, audience: TUNNEL_PROOF_AUDIENCE, challenge, ...(now ? { now } : {}) }) };
+  return { proof: await createIdentityProof({ ...creds, audience: TUNNEL_PROOF_AUDIENCE, challenge, ...(now !== undefined ? { now } : {}) }) };
 }

@@ -3,6 +3,7 @@
  * all of them instead of a Node Timeout object per request, set and cleared in O(1). A
  * deadline fires at most one tick late, well inside the ±1 s the 85 s / 180 s timeouts allow.
  */
+import { systemClock, type Clock } from "../config/clock.js";
 
 export interface Timers {
   set(fn: () => void, ms: number): unknown;
@@ -19,7 +20,7 @@ export class DeadlineWheel implements Timers {
   #timer: NodeJS.Timeout | undefined;
   #count = 0;
 
-  constructor(private readonly tickMs = 100, private readonly now: () => number = Date.now) {}
+  constructor(private readonly tickMs = 100, private readonly now: Clock = systemClock) {}
 
   set(fn: () => void, ms: number): Deadline {
     const deadline: Deadline = { fn, bucket: Math.ceil((this.now() + ms) / this.tickMs) };

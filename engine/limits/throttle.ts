@@ -4,6 +4,7 @@
  * takes a token from its app's bucket and its tenant's; if either is empty it is refused with
  * the time until a token is due, for Retry-After.
  */
+import { systemClock, type Clock } from "../config/clock.js";
 
 export interface ThrottleConfig {
   /** Requests per second per app; 0 disables the app limit. */
@@ -51,7 +52,7 @@ export class Throttle {
   readonly #apps = new Map<string, TokenBucket>();
   readonly #tenants = new Map<string, TokenBucket>();
 
-  constructor(private readonly config: ThrottleConfig = DEFAULT_THROTTLE, private readonly now: () => number = Date.now) {}
+  constructor(private readonly config: ThrottleConfig = DEFAULT_THROTTLE, private readonly now: Clock = systemClock) {}
 
   /** 0 when admitted, else the ms to wait before retrying. */
   admit(tenantId: string, appKey: string): number {

@@ -14,6 +14,7 @@ import { attachTunnel } from "../mux/uws-transport.js";
 import { TUNNEL_PROOF_AUDIENCE, tunnelChallenge, verifyIdentityProof, type PeerIdentity } from "../identity/proof.js";
 import { listen, uws, type Listening } from "../uws/index.js";
 import type { ConnectorRegistry } from "./registry.js";
+import { type Clock } from "../config/clock.js";
 
 export interface TunnelListenerOptions {
   readonly host: string;
@@ -25,7 +26,7 @@ export interface TunnelListenerOptions {
   readonly registry: ConnectorRegistry;
   readonly mux?: MuxConfigInput;
   readonly logger: Logger;
-  readonly now?: () => Date;
+  readonly now?: Clock;
 }
 
 export async function startTunnelListener(options: TunnelListenerOptions): Promise<Listening> {
