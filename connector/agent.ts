@@ -7,7 +7,6 @@
  */
 import { EventEmitter } from "node:events";
 import pino, { type Logger } from "pino";
-import type { MuxConfigInput } from "../engine/mux/config.js";
 import type { Session } from "../engine/mux/session.js";
 import type { Stream } from "../engine/mux/stream.js";
 import { ControlClient } from "../control/client/client.js";
@@ -18,6 +17,7 @@ import type { ConnectorConfig } from "../control/contract/feed.js";
 import { probe } from "./probe.js";
 import { BackendProxy } from "./proxy.js";
 import { TunnelPool } from "./tunnels.js";
+import { resolveConnectorSettings, type ConnectorSettings, type ConnectorSettingsInput } from "./settings.js";
 import { type Clock, systemClock } from "../engine/config/clock.js";
 
 const DAY_MS = 86_400_000;
@@ -27,22 +27,16 @@ function proxyFrom(options: ConnectorAgentOptions): string | undefined {
   return value === undefined || value === "" ? undefined : value;
 }
 
-export interface ConnectorAgentOptions {
+/** Settings (connector/settings.ts, validated at construction) plus what the agent is wired to. */
+export interface ConnectorAgentOptions extends ConnectorSettingsInput {
   readonly stateDir: string;
   readonly version: string;
   /** Control's URL when it moved since registration (a local deployment on a new port). */
   readonly controlUrl?: string;
-  /** Tunnel connections to each engine endpoint. */
-  readonly connectionsPerEngine?: number; // 4
-  /** How often to check the certificate's age, ms. */
-  readonly renewCheckIntervalMs?: number; // 3_600_000 (1 h)
-  /** Fallback config pull period, ms. */
-  readonly pullIntervalMs?: number; // 60_000
   /** The clock, injectable so renewal at day 180 is testable. */
   readonly now?: Clock;
   /** Streams the engine opens; unset: proxied to the published backends (connector/proxy.ts). */
-  readonly onStream?: (stream: Stream, session: Session, agent: ConnectorAgent) => void;
-  readonly mux?: MuxConfigInput;
+  readonly onStream?: (stream: Stream, agent: ConnectorAgent) => void;
   readonly logger?: Logger;
   /** Outbound HTTP proxy for tunnel connections; default HTTPS_PROXY / https_proxy from the environment. */
   readonly proxyUrl?: string;
@@ -63,14 +57,17 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
   readonly #log: Logger;
   readonly #proxy: BackendProxy;
   readonly #now: Clock;
+  readonly #settings: ConnectorSettings;
   #renewTimer: NodeJS.Timeout | undefined;
   #renewing: Promise<boolean> | null = null;
   #stopped = false;
-  /** Probe ids already run (a probe stays in the feed until someone answers it). */
-  readonly #probed = new Set<string>();
+  /** Probe ids already run (a probe stays in the feed until answered; ids that left it are forgotten). */
+  #probed = new Set<string>();
 
   constructor(private readonly options: ConnectorAgentOptions) {
     super();
+    const { stateDir: _dir, version: _version, controlUrl: _url, now: _now, onStream: _onStream, logger: _logger, proxyUrl: _proxy, ...settings } = options;
+    this.#settings = resolveConnectorSettings(settings);
     this.#identity = loadIdentity(options.stateDir, "connector");
     this.#now = options.now ?? systemClock;
     this.#log = options.logger ?? pino({ name: "connector", level: process.env.POSTERN_LOG_LEVEL ?? "info" }, pino.destination(2));
@@ -81,13 +78,12 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
       headers: { "x-postern-version": options.version },
       now: this.#now,
     });
-    this.#proxy = new BackendProxy({ config: () => this.#feed.current, logger: this.#log });
-    this.#feed = new ConfigFeed<ConnectorConfig>(this.#client, { path: "/api/v1/feed/connector", pullIntervalMs: options.pullIntervalMs ?? 60_000 });
+    this.#proxy = new BackendProxy({ config: () => this.#feed.current, logger: this.#log, settings: this.#settings });
+    this.#feed = new ConfigFeed<ConnectorConfig>(this.#client, { path: "/api/v1/feed/connector", pullIntervalMs: this.#settings.pullIntervalMs });
     this.#tunnels = new TunnelPool({
       credentials: () => this.#identity,
-      connectionsPerEngine: options.connectionsPerEngine ?? 4,
-      onStream: (stream, session) => (options.onStream ? options.onStream(stream, session, this) : this.#proxy.handle(stream, session)),
-      ...(options.mux ? { mux: options.mux } : {}),
+      settings: this.#settings,
+      onStream: (stream) => (options.onStream ? options.onStream(stream, this) : this.#proxy.handle(stream)),
       logger: this.#log,
       now: this.#now,
       ...(proxyFrom(options) ? { proxyUrl: proxyFrom(options)! } : {}),
@@ -118,11 +114,13 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
       this.#tunnels.setEngines(config.engines);
       this.emit("config", config);
       void this.checkRenewal();
+      const current = new Set(config.probes.map((p) => p.id));
+      this.#probed = new Set([...this.#probed].filter((id) => current.has(id)));
       for (const request of config.probes) void this.#answerProbe(request.id, request.app);
     });
     this.#feed.on("error", (err) => this.#log.warn({ err: err.message, code: (err as { code?: string }).code }, "configuration pull failed"));
     const config = await this.#feed.start();
-    const period = this.options.renewCheckIntervalMs ?? 3_600_000;
+    const period = this.#settings.renewCheckIntervalMs;
     this.#renewTimer = setInterval(() => void this.checkRenewal(), period);
     this.#renewTimer.unref();
     return config;
@@ -160,14 +158,14 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
     this.#probed.add(id);
     const app = this.#feed.current?.apps.find((a) => a.name === appName);
     if (!app) return;
-    const report = await probe(app.internalUrl, app.validateBackendTls);
+    const report = await probe(app.internalUrl, app.validateBackendTls, this.#settings.probeStepTimeoutMs);
     await this.#client.call("POST", `/api/v1/connectors/probes/${encodeURIComponent(id)}`, { report }).catch((err: Error) => {
       this.#log.warn({ err: err.message, probe: id }, "could not send the probe report");
     });
   }
 
   /** GOAWAY on every tunnel, finish in-flight streams within `graceMs`, stop pulling config. */
-  async stop(graceMs = 30_000): Promise<void> {
+  async stop(graceMs = this.#settings.drainGraceMs): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#renewTimer);

@@ -22,9 +22,8 @@ export interface ProbeReport {
   readonly likelyFix: string;
 }
 
-const STEP_TIMEOUT_MS = 10_000;
 
-export async function probe(internalUrl: string, validateTls: boolean): Promise<ProbeReport> {
+export async function probe(internalUrl: string, validateTls: boolean, stepTimeoutMs: number): Promise<ProbeReport> {
   const url = new URL(internalUrl);
   const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
   const steps: ProbeStep[] = [];
@@ -48,7 +47,7 @@ export async function probe(internalUrl: string, validateTls: boolean): Promise<
   steps.push({ step: "dns", ok: true, ms: dns.ms, detail: `${url.hostname} -> ${addresses.join(", ")}` });
 
   const tcp = await timed(() => new Promise<Socket>((resolve, reject) => {
-    const socket = tcpConnect({ host: url.hostname, port, autoSelectFamily: true, timeout: STEP_TIMEOUT_MS });
+    const socket = tcpConnect({ host: url.hostname, port, autoSelectFamily: true, timeout: stepTimeoutMs });
     socket.once("connect", () => resolve(socket));
     socket.once("timeout", () => reject(Object.assign(new Error("timed out"), { code: "ETIMEDOUT" })));
     socket.once("error", reject);
@@ -64,7 +63,7 @@ export async function probe(internalUrl: string, validateTls: boolean): Promise<
 
   if (url.protocol === "https:") {
     const tls = await timed(() => new Promise<TLSSocket>((resolve, reject) => {
-      const socket = tlsConnect({ host: url.hostname, port, servername: url.hostname, rejectUnauthorized: false, timeout: STEP_TIMEOUT_MS });
+      const socket = tlsConnect({ host: url.hostname, port, servername: url.hostname, rejectUnauthorized: false, timeout: stepTimeoutMs });
       socket.once("secureConnect", () => resolve(socket));
       socket.once("timeout", () => reject(Object.assign(new Error("TLS handshake timed out"), { code: "ETIMEDOUT" })));
       socket.once("error", reject);
@@ -86,7 +85,7 @@ export async function probe(internalUrl: string, validateTls: boolean): Promise<
 
   const agent = new Agent({ connect: { rejectUnauthorized: validateTls } });
   const http = await timed(async () => {
-    const res = await request(internalUrl, { dispatcher: agent, headersTimeout: STEP_TIMEOUT_MS, bodyTimeout: STEP_TIMEOUT_MS });
+    const res = await request(internalUrl, { dispatcher: agent, headersTimeout: stepTimeoutMs, bodyTimeout: stepTimeoutMs });
     await res.body.dump();
     return res.statusCode;
   });

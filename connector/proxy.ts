@@ -9,11 +9,11 @@
 import { Readable } from "node:stream";
 import type { Logger } from "pino";
 import { Agent, errors as undiciErrors, type Dispatcher } from "undici";
-import type { Session } from "../engine/mux/session.js";
 import type { Stream } from "../engine/mux/stream.js";
 import { wireCodeOf, type ErrorCode } from "../engine/errors/catalogue.js";
 import { WireError } from "../engine/protocol/constants.js";
 import type { ConnectorConfig } from "../control/contract/feed.js";
+import type { ConnectorSettings } from "./settings.js";
 import { relayWebSocket } from "./websocket.js";
 
 type PublishedApp = ConnectorConfig["apps"][number];
@@ -28,14 +28,11 @@ const UNSAFE_PATH = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)|\\|%5c|%2f/i;
 const CONTROL = /[\x00-\x20\x7f#]/;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-/** Backend body stalls longer than this abort the request, ms. */
-const BODY_IDLE_MS = 300_000;
 
 export interface ProxyOptions {
   readonly config: () => ConnectorConfig | null;
   readonly logger: Logger;
-  /** Keep-alive connections per backend origin. */
-  readonly connectionsPerOrigin?: number; // 256
+  readonly settings: Pick<ConnectorSettings, "backendConnectionsPerOrigin" | "backendKeepAliveMs" | "backendBodyIdleMs">;
 }
 
 export class BackendProxy {
@@ -44,7 +41,8 @@ export class BackendProxy {
 
   constructor(private readonly options: ProxyOptions) {
     // undici follows no redirects unless told to: a backend redirect goes back to the user, translated.
-    const common = { connections: options.connectionsPerOrigin ?? 256, keepAliveTimeout: 30_000, bodyTimeout: BODY_IDLE_MS };
+    const { backendConnectionsPerOrigin, backendKeepAliveMs, backendBodyIdleMs } = options.settings;
+    const common = { connections: backendConnectionsPerOrigin, keepAliveTimeout: backendKeepAliveMs, bodyTimeout: backendBodyIdleMs };
     this.#verified = new Agent({ ...common, connect: { rejectUnauthorized: true } });
     this.#unverified = new Agent({ ...common, connect: { rejectUnauthorized: false } });
   }
@@ -81,7 +79,7 @@ export class BackendProxy {
 
   #cache: { config: ConnectorConfig | null; apps: Map<string, { app: PublishedApp; origin: string; pathname: string }> } | undefined;
 
-  handle(stream: Stream, _session: Session): void {
+  handle(stream: Stream): void {
     const resolved = this.resolve(stream);
     if ("refused" in resolved) {
       this.options.logger.warn({ target: stream.requestHead.target, reason: resolved.refused }, "request refused");
@@ -177,7 +175,7 @@ export class BackendProxy {
       headers,
       body: body ?? null,
       headersTimeout: timeoutMs,
-      bodyTimeout: BODY_IDLE_MS,
+      bodyTimeout: this.options.settings.backendBodyIdleMs,
     }, handler);
   }
 

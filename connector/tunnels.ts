@@ -9,9 +9,9 @@ import { EventEmitter } from "node:events";
 import { checkServerIdentity } from "node:tls";
 import { HttpsProxyAgent } from "https-proxy-agent";
 import type { Logger } from "pino";
-import type { MuxConfigInput } from "../engine/mux/config.js";
 import type { Session } from "../engine/mux/session.js";
 import type { Stream } from "../engine/mux/stream.js";
+import type { ConnectorSettings } from "./settings.js";
 import { dialTunnel } from "./transport.js";
 import { Backoff } from "../control/client/backoff.js";
 import { answerTunnelChallenge } from "../engine/identity/proof.js";
@@ -26,9 +26,8 @@ export interface TunnelCredentials {
 
 export interface TunnelPoolOptions {
   readonly credentials: () => TunnelCredentials;
-  readonly connectionsPerEngine: number;
-  readonly onStream: (stream: Stream, session: Session) => void;
-  readonly mux?: MuxConfigInput;
+  readonly settings: ConnectorSettings;
+  readonly onStream: (stream: Stream) => void;
   readonly logger: Logger;
   readonly now?: Clock;
   /** Outbound HTTP proxy for the tunnels (CONNECT), e.g. from HTTPS_PROXY. */
@@ -40,17 +39,15 @@ interface TunnelPoolEvents {
   disconnected: [url: string, err: Error | undefined];
 }
 
-/** A connection up at least this long counts as healthy, ms. */
-const STABLE_CONNECTION_MS = 10_000;
-
 /** One slot: keeps one connection to one engine up until stopped. */
 class TunnelSlot {
   session: Session | null = null;
   #stopped = false;
-  readonly #backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
+  readonly #backoff: Backoff;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly url: string, private readonly pool: TunnelPool, private readonly options: TunnelPoolOptions) {
+    this.#backoff = new Backoff({ initialMs: options.settings.reconnectInitialMs, maxMs: options.settings.reconnectMaxMs });
     void this.#run();
   }
 
@@ -66,9 +63,9 @@ class TunnelSlot {
             // The engine's certificate must name the host we dial, also when a proxy sits in between.
             checkServerIdentity: (_host, cert) => checkServerIdentity(new URL(this.url).hostname.replace(/^\[|\]$/g, ""), cert),
           },
-          connectTimeoutMs: 10_000,
+          connectTimeoutMs: this.options.settings.tunnelConnectTimeoutMs,
           session: {
-            ...(this.options.mux ? { config: this.options.mux } : {}),
+            config: this.options.settings.mux,
             helloExt: (peer) => answerTunnelChallenge(peer?.ext, creds, this.options.now?.()),
           },
         });
@@ -78,14 +75,14 @@ class TunnelSlot {
         }
         this.session = session;
         const connectedAt = Date.now();
-        session.on("stream", (stream: Stream) => this.options.onStream(stream, session));
+        session.on("stream", (stream: Stream) => this.options.onStream(stream));
         this.pool.emit("connected", this.url, session);
         const err = await new Promise<Error | undefined>((resolve) => session.once("close", resolve));
         this.session = null;
         this.pool.emit("disconnected", this.url, err);
         // Only a connection that stayed up resets the backoff: an engine that refuses us right
         // after the handshake (revoked, disabled) must not be hammered.
-        if (Date.now() - connectedAt > STABLE_CONNECTION_MS) this.#backoff.reset();
+        if (Date.now() - connectedAt > this.options.settings.stableConnectionMs) this.#backoff.reset();
         if (err && !isPosternError(err, "POSTERN_GOAWAY")) this.options.logger.warn({ url: this.url, code: (err as { code?: string }).code, err: err.message }, "tunnel closed");
       } catch (err) {
         const e = err as Error & { code?: string };
@@ -122,12 +119,12 @@ export class TunnelPool extends EventEmitter<TunnelPoolEvents> {
     for (const [url, slots] of this.#slots) {
       if (!wanted.has(url)) {
         this.#slots.delete(url);
-        for (const slot of slots) void slot.stop(30_000);
+        for (const slot of slots) void slot.stop(this.options.settings.drainGraceMs);
       }
     }
     for (const url of wanted) {
       if (!this.#slots.has(url)) {
-        this.#slots.set(url, Array.from({ length: this.options.connectionsPerEngine }, () => new TunnelSlot(url, this, this.options)));
+        this.#slots.set(url, Array.from({ length: this.options.settings.connectionsPerEngine }, () => new TunnelSlot(url, this, this.options)));
       }
     }
   }

@@ -3,21 +3,24 @@ import type { TenantCa } from "./ca.js";
 import type { FeedHub } from "./feed.js";
 import type { Sealer } from "./secrets.js";
 import type { Store, Tenant } from "./store/types.js";
+import { z } from "zod";
 import { type Clock } from "../engine/config/clock.js";
+import { integer, type Resolved } from "../engine/config/settings.js";
 
-export interface LifecyclePolicy {
+export const lifecyclePolicySchema = z.object({
   /** Validity of connector and engine certificates, in days. */
-  readonly certificateDays: number; // 365
+  certificateDays: integer(1, 3650, 365),
   /** A connector renews its certificate once it is older than this, in days. */
-  readonly renewAfterDays: number; // 180
+  renewAfterDays: integer(1, 3650, 180),
   /** A connector not seen for this long is marked inactive, in days. */
-  readonly inactiveAfterDays: number; // 10
-}
+  inactiveAfterDays: integer(1, 3650, 10),
+}).strict();
+
+export type LifecyclePolicy = Resolved<z.output<typeof lifecyclePolicySchema>>;
 
 /** The local admin credential in a data directory: `{ control, token, caCertificate }`, mode 0600. */
 export const CREDENTIAL_FILE = "credentials.json";
 
-export const DEFAULT_POLICY: LifecyclePolicy = Object.freeze({ certificateDays: 365, renewAfterDays: 180, inactiveAfterDays: 10 });
 
 export interface ControlContext {
   readonly store: Store;

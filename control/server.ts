@@ -13,7 +13,9 @@ import { join } from "node:path";
 import pino, { type Logger } from "pino";
 import { VERSION } from "../engine/version.js";
 import { TenantCa } from "./ca.js";
-import { CREDENTIAL_FILE, DEFAULT_POLICY, type ControlContext, type LifecyclePolicy } from "./context.js";
+import { CREDENTIAL_FILE, lifecyclePolicySchema, type ControlContext } from "./context.js";
+import { z } from "zod";
+import { integer, port, resolveSettings } from "../engine/config/settings.js";
 import { FeedHub } from "./feed.js";
 import { CONTROL_API_AUDIENCE } from "./idp/constants.js";
 import { BuiltInIdp } from "./idp/provider.js";
@@ -30,12 +32,22 @@ import { Router, sendJson, type Route } from "./api/router.js";
 import { PosternError } from "../engine/errors/catalogue.js";
 import { type Clock, systemClock } from "../engine/config/clock.js";
 
+/** Control's numeric and address settings, validated once at start. */
+export const controlSettingsSchema = z.object({
+  /** Listen address. */
+  host: z.string().min(1).default("127.0.0.1"),
+  /** Listen port; 0 picks a free port. */
+  port: port(0),
+  /** How often to look for inactive connectors, ms; 0 disables the timer. */
+  sweepIntervalMs: integer(0, 86_400_000, 3_600_000), // 1 h
+  policy: lifecyclePolicySchema.prefault({}),
+}).strict();
+
 export interface ControlOptions {
   /** Holds control.db, master.key and the local admin credential. */
   readonly dataDir: string;
-  readonly host?: string; // "127.0.0.1"
-  /** 0 picks a free port. */
-  readonly port?: number; // 0
+  readonly host?: string;
+  readonly port?: number;
   /** `self`: HTTPS with a certificate from the tenant CA; `off`: plain HTTP (loopback demos); or PEM files. */
   readonly tls?: "self" | "off" | { readonly certPem: string; readonly keyPem: string };
   /** The URL clients use; default `http(s)://host:port`. */
@@ -44,12 +56,11 @@ export interface ControlOptions {
   readonly externalIdp?: { readonly discoveryUrl: string; readonly audience: string; readonly rolesClaim?: string };
   readonly tenant?: { readonly name: string; readonly domainSuffix: string };
   readonly edge?: EdgeDefaults;
-  readonly policy?: Partial<LifecyclePolicy>;
+  readonly policy?: z.input<typeof lifecyclePolicySchema>;
   readonly masterKey?: string;
   readonly now?: Clock;
   readonly logger?: Logger;
-  /** How often to look for inactive connectors, in ms; 0 disables the timer. */
-  readonly sweepIntervalMs?: number; // 3_600_000 (1 h)
+  readonly sweepIntervalMs?: number;
 }
 
 export interface ControlHandle {
@@ -75,6 +86,7 @@ const DEFAULT_TENANT_ID = "default";
 export async function startControl(options: ControlOptions): Promise<ControlHandle> {
   const log = options.logger ?? pino({ name: "control", level: process.env.POSTERN_LOG_LEVEL ?? "info" }, pino.destination(2));
   const now = options.now ?? systemClock;
+  const settings = resolveSettings(controlSettingsSchema, { host: options.host, port: options.port, sweepIntervalMs: options.sweepIntervalMs, policy: options.policy }, "control");
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const sealer = loadMasterKey({ envValue: options.masterKey ?? process.env.POSTERN_MASTER_KEY, keyFile: join(options.dataDir, "master.key") });
   const store: Store = openSqliteStore(join(options.dataDir, "control.db"));
@@ -83,10 +95,10 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
   if (!(await store.listConnectorGroups(tenant.id)).some((g) => g.name === "Default")) await store.addConnectorGroup(tenant.id, "Default");
   const ca = await TenantCa.open(store, sealer, tenant.id, new Date(now()));
   const feed = new FeedHub(store);
-  const policy = { ...DEFAULT_POLICY, ...options.policy };
+  const policy = settings.policy;
   const context: ControlContext = { store, sealer, tenant, ca, feed, policy, now, idp: {} };
 
-  const host = options.host ?? "127.0.0.1";
+  const host = settings.host;
   const tlsMode = options.tls ?? "self";
   let tls: { cert: string; key: string } | undefined;
   if (tlsMode === "self") {
@@ -105,7 +117,7 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
   server.requestTimeout = 120_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port ?? 0, host, () => resolve());
+    server.listen(settings.port, host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
   const url = (options.publicUrl ?? `${tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${port}`).replace(/\/$/, "");
@@ -154,7 +166,7 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
     router.handle(req, res).catch((err: unknown) => log.error({ err }, "control request failed"));
   };
 
-  const sweepMs = options.sweepIntervalMs ?? 3_600_000;
+  const sweepMs = settings.sweepIntervalMs;
   const sweep = async () => {
     const n = await sweepInactive(context);
     if (n > 0) log.info({ connectors: n }, "marked idle connectors inactive");

@@ -5,7 +5,9 @@
  */
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
-import type { MuxConfigInput } from "./mux/config.js";
+import { z } from "zod";
+import { muxConfigSchema } from "./mux/config.js";
+import { integer, port, resolveSettings } from "./config/settings.js";
 import { ControlClient, controlTrust } from "../control/client/client.js";
 import { ConfigFeed } from "../control/client/feed.js";
 import { loadIdentity, type StoredIdentity } from "./identity/files.js";
@@ -15,36 +17,47 @@ import { ConnectorRegistry } from "./tunnel/registry.js";
 import { startTunnelListener } from "./tunnel/listener.js";
 import { Edge } from "./edge/server.js";
 import type { Timers } from "./edge/proxy.js";
-import type { EdgeLimits } from "./limits/config.js";
-import type { PoolLimits, TranslateLimits } from "./workers/pool.js";
+import { edgeLimitsSchema } from "./limits/config.js";
+import { authPoolSchema, translateLimitsSchema } from "./workers/pool.js";
 import { Agent } from "undici";
 import type { SignInReport } from "../control/contract/feed.js";
 import { type Clock } from "./config/clock.js";
 
-const MAX_SIGN_INS_IN_FLIGHT = 100;
+/** An engine node's settings, validated once at start; every number with its unit. */
+export const engineSettingsSchema = z.object({
+  /** Tunnel listener address and port (connectors dial it); 0 picks a free port. */
+  tunnelHost: z.string().min(1).default("127.0.0.1"),
+  tunnelPort: port(7700),
+  /** Public listeners: HTTP and HTTPS ports on `publicHost`; unset: none. 0 picks a free port. */
+  publicHost: z.string().min(1).default("127.0.0.1"),
+  httpPort: port(0).optional(),
+  httpsPort: port(0).optional(),
+  /** Fallback config pull period (the long poll delivers changes at once), ms. */
+  pullIntervalMs: integer(1_000, 86_400_000, 60_000), // 60 s
+  /** Sign-in records on their way to control; past it new ones are dropped (and logged), never queued. */
+  maxSignInsInFlight: integer(1, 100_000, 100),
+  /** Requests to identity providers (discovery, keys, token endpoint), ms. */
+  idpTimeoutMs: integer(1, 600_000, 10_000), // 10 s
+  limits: edgeLimitsSchema.prefault({}),
+  /** Worker pool for body link translation. */
+  translate: translateLimitsSchema.prefault({}),
+  /** Worker pool for token and cookie crypto. */
+  authPool: authPoolSchema.prefault({}),
+  mux: muxConfigSchema.prefault({}),
+}).strict();
 
-export interface EngineNodeOptions {
+export type EngineSettingsInput = z.input<typeof engineSettingsSchema>;
+
+/** Settings (validated at start) plus what the node is wired to. */
+export interface EngineNodeOptions extends EngineSettingsInput {
   /** Holds engine.key, engine.crt, tenant-ca.crt and engine.json from enrollment. */
   readonly stateDir: string;
-  readonly tunnelHost: string;
-  readonly tunnelPort: number;
   /** The wss:// URL connectors should dial, reported to control; default from host and port. */
   readonly tunnelUrl?: string;
   readonly version: string;
   /** Control's URL when it moved since enrollment (a local deployment on a new port). */
   readonly controlUrl?: string;
-  readonly pullIntervalMs?: number; // 60_000
-  /** Public listeners: HTTP and HTTPS ports on `publicHost`; unset: none. 0 picks a free port. */
-  readonly publicHost?: string; // "127.0.0.1"
-  readonly httpPort?: number;
-  readonly httpsPort?: number;
-  readonly limits?: Partial<EdgeLimits>;
-  /** Worker pool for body link translation. */
-  readonly translate?: Partial<TranslateLimits>;
-  /** Worker pool for token and cookie crypto. */
-  readonly authPool?: Partial<PoolLimits>;
   readonly timers?: Timers;
-  readonly mux?: MuxConfigInput;
   readonly now?: Clock;
   readonly logger?: Logger;
 }
@@ -64,20 +77,22 @@ export class EngineNode {
 
   static async start(options: EngineNodeOptions): Promise<EngineNode> {
     const log = options.logger ?? pino({ name: "engine", level: process.env.POSTERN_LOG_LEVEL ?? "info" }, pino.destination(2));
+    const { stateDir: _dir, tunnelUrl: _tunnelUrl, version: _version, controlUrl: _url, timers: _timers, now: _now, logger: _logger, ...input } = options;
+    const settings = resolveSettings(engineSettingsSchema, input, "engine");
     const identity = loadIdentity(options.stateDir, "engine");
     const registry = new ConnectorRegistry();
     const tunnel = await startTunnelListener({
-      host: options.tunnelHost,
-      port: options.tunnelPort,
+      host: settings.tunnelHost,
+      port: settings.tunnelPort,
       keyFile: join(options.stateDir, "engine.key"),
       certFile: join(options.stateDir, "engine.crt"),
       caFile: join(options.stateDir, "tenant-ca.crt"),
       registry,
       logger: log,
-      ...(options.mux ? { mux: options.mux } : {}),
+      mux: settings.mux,
       ...(options.now ? { now: options.now } : {}),
     });
-    const tunnelUrl = options.tunnelUrl ?? `wss://${options.tunnelHost.includes(":") ? `[${options.tunnelHost}]` : options.tunnelHost}:${tunnel.port}/tunnel`;
+    const tunnelUrl = options.tunnelUrl ?? `wss://${settings.tunnelHost.includes(":") ? `[${settings.tunnelHost}]` : settings.tunnelHost}:${tunnel.port}/tunnel`;
     const client = new ControlClient({
       controlUrl: options.controlUrl ?? identity.controlUrl,
       caPem: identity.caPem,
@@ -85,26 +100,26 @@ export class EngineNode {
       headers: { "x-postern-version": options.version, "x-postern-tunnel-url": tunnelUrl },
       ...(options.now ? { now: options.now } : {}),
     });
-    const feed = new ConfigFeed<EngineConfig>(client, { path: "/api/v1/feed/engine", pullIntervalMs: options.pullIntervalMs ?? 60_000 });
+    const feed = new ConfigFeed<EngineConfig>(client, { path: "/api/v1/feed/engine", pullIntervalMs: settings.pullIntervalMs });
     // Identity providers: the built-in one is served by control (its CA), external ones by public CAs.
-    const idpDispatcher = new Agent({ connect: { ca: controlTrust(identity.caPem) }, headersTimeout: 10_000, bodyTimeout: 10_000 });
+    const idpDispatcher = new Agent({ connect: { ca: controlTrust(identity.caPem) }, headersTimeout: settings.idpTimeoutMs, bodyTimeout: settings.idpTimeoutMs });
     let signInsInFlight = 0;
     const signIns = (record: SignInReport) => {
       // Bounded: a control plane that does not answer costs dropped log records, never memory.
-      if (signInsInFlight >= MAX_SIGN_INS_IN_FLIGHT) return void log.warn({ app: record.app, username: record.username }, "sign-in record dropped: control is not keeping up");
+      if (signInsInFlight >= settings.maxSignInsInFlight) return void log.warn({ app: record.app, username: record.username }, "sign-in record dropped: control is not keeping up");
       signInsInFlight++;
       client.call("POST", "/api/v1/sign-ins", record).catch((err: Error) => log.warn({ err: err.message }, "sign-in record not delivered")).finally(() => signInsInFlight--);
     };
     const edge = await Edge.start({
-      host: options.publicHost ?? "127.0.0.1",
+      host: settings.publicHost,
       registry,
-      ...(options.httpPort !== undefined ? { httpPort: options.httpPort } : {}),
-      ...(options.httpsPort !== undefined
-        ? { https: { port: options.httpsPort, keyFile: join(options.stateDir, "engine.key"), certFile: join(options.stateDir, "engine.crt") } }
+      ...(settings.httpPort !== undefined ? { httpPort: settings.httpPort } : {}),
+      ...(settings.httpsPort !== undefined
+        ? { https: { port: settings.httpsPort, keyFile: join(options.stateDir, "engine.key"), certFile: join(options.stateDir, "engine.crt") } }
         : {}),
-      ...(options.limits ? { limits: options.limits } : {}),
-      ...(options.translate ? { translate: options.translate } : {}),
-      auth: { dispatcher: idpDispatcher, signIns, ...(options.authPool ? { pool: options.authPool } : {}) },
+      limits: settings.limits,
+      translate: settings.translate,
+      auth: { dispatcher: idpDispatcher, signIns, pool: settings.authPool },
       ...(options.timers ? { timers: options.timers } : {}),
       ...(options.now ? { now: options.now } : {}),
     });

@@ -15,7 +15,7 @@ import { DeadlineWheel, type Timers } from "../limits/deadlines.js";
 import type { Throttle } from "../limits/throttle.js";
 import type { ConnectorRegistry } from "../tunnel/registry.js";
 import { noIdentity, type AuthGate, type IdentityHeaders, type Verdict } from "../auth/gate.js";
-import { TranslatePool, type TranslateLimits } from "../workers/pool.js";
+import { TranslatePool, type TranslateLimitsInput } from "../workers/pool.js";
 import { BodyTranslation, translationPlan } from "../workers/translation.js";
 import { backendTarget, requestHeaders, responseHeaders } from "./headers.js";
 import { outside } from "./outside.js";
@@ -39,7 +39,7 @@ export interface EdgeState {
   inflight: number;
   /** Requests waiting for a free stream, oldest first (bounded by limits.maxQueued). */
   readonly queue: QueuedRequest[];
-  readonly translateLimits?: Partial<TranslateLimits>;
+  readonly translateLimits?: TranslateLimitsInput;
   /** Pre-authentication of oidc apps; unset: such apps are refused (fail closed). */
   gate?: AuthGate;
   /** Started on the first body that needs translating: most engines never need it. */

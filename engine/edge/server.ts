@@ -7,13 +7,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { EngineConfig } from "../../control/contract/feed.js";
-import { resolveLimits, type EdgeLimits } from "../limits/config.js";
+import { resolveLimits, type EdgeLimitsInput } from "../limits/config.js";
 import { Throttle } from "../limits/throttle.js";
 import type { ConnectorRegistry } from "../tunnel/registry.js";
 import { listen, uws, type Listening, type TemplatedApp } from "../uws/index.js";
 import { handleHttp, realTimers, type EdgeState, type Timers } from "./proxy.js";
 import { RouteTable } from "./routes.js";
-import { taskFile, WorkerPool, type PoolLimits, type TranslateLimits } from "../workers/pool.js";
+import { authPoolSchema, taskFile, WorkerPool, type AuthPoolInput, type TranslateLimitsInput } from "../workers/pool.js";
+import { resolveSettings } from "../config/settings.js";
 import type { AuthResult, AuthTask } from "../workers/auth-task.js";
 import { AuthGate, type AuthConfig } from "../auth/gate.js";
 import type { SignInReport } from "../../control/contract/feed.js";
@@ -29,16 +30,15 @@ export interface EdgeOptions {
   /** HTTPS listener with a default certificate (PEM files). */
   readonly https?: { readonly port: number; readonly keyFile: string; readonly certFile: string };
   readonly registry: ConnectorRegistry;
-  readonly limits?: Partial<EdgeLimits>;
+  readonly limits?: EdgeLimitsInput;
   /** Worker pool for body link translation (threads, queue, per-response budgets). */
-  readonly translate?: Partial<TranslateLimits>;
+  readonly translate?: TranslateLimitsInput;
   /** Pre-authentication: how to reach identity providers, where sign-ins are recorded, the crypto pool's limits. */
-  readonly auth?: { readonly dispatcher?: Dispatcher; readonly signIns?: (record: SignInReport) => void; readonly pool?: Partial<PoolLimits> };
+  readonly auth?: { readonly dispatcher?: Dispatcher; readonly signIns?: (record: SignInReport) => void; readonly pool?: AuthPoolInput };
   readonly timers?: Timers;
   readonly now?: Clock;
 }
 
-const DEFAULT_AUTH_THREADS = 1;
 
 export class Edge {
   readonly state: EdgeState;
@@ -69,7 +69,7 @@ export class Edge {
     });
     edge.state.gate = new AuthGate({
       pool: () => (edge.#authPool ??= new WorkerPool<AuthTask, AuthResult>(
-        { threads: DEFAULT_AUTH_THREADS, maxQueue: 4096, taskTimeoutMs: 2_000, ...options.auth?.pool }, taskFile("auth-task"), "POSTERN_AUTH_UNAVAILABLE", "token validation")),
+        resolveSettings(authPoolSchema, options.auth?.pool, "auth pool"), taskFile("auth-task"), "POSTERN_AUTH_UNAVAILABLE", "token validation")),
       ...(options.auth?.dispatcher ? { dispatcher: options.auth.dispatcher } : {}),
       ...(options.auth?.signIns ? { signIns: options.auth.signIns } : {}),
       ...(options.now ? { now: options.now } : {}),

@@ -2,57 +2,48 @@
  * The edge's limits, each enforced in the core and each hit by a test. Defaults come from
  * SECURITY.md (nginx, Envoy, Node and Entra figures).
  */
-import { PosternError } from "../errors/catalogue.js";
-import { DEFAULT_THROTTLE, type ThrottleConfig } from "./throttle.js";
+import { z } from "zod";
+import { integer, resolveSettings, type Resolved } from "../config/settings.js";
 
-export interface EdgeLimits extends ThrottleConfig {
+export const edgeLimitsSchema = z.object({
+  /** Requests per second per app; 0 disables the app limit. */
+  appRatePerSecond: integer(0, 10_000_000, 500),
+  /** Requests per second per tenant, all its apps together; 0 disables it. */
+  tenantRatePerSecond: integer(0, 10_000_000, 750),
+  /** Extra requests a bucket holds above one second's worth / 10 (the burst), as a fraction of the rate. */
+  burstFraction: z.number({ error: "must be a number" }).min(0, { error: "must be >= 0" }).max(10, { error: "must be <= 10" }).default(0.1),
   /** Longest request target (path + query), bytes -> 414. */
-  readonly maxUrlBytes: number; // 8192
-  /** All request headers together, bytes -> 431 (uWS is raised to this via UWS_HTTP_MAX_HEADERS_SIZE). */
-  readonly maxHeaderBytes: number; // 16_384
-  /**
-   * Number of request headers -> 431, counted by us. This uWS build's parser stops at 48
-   * headers and leaves a request with more unanswered until its idle timeout, so the count
-   * must stay below that for the 431 to be reachable.
-   */
-  readonly maxHeaderCount: number; // 40
+  maxUrlBytes: integer(64, 1024 * 1024, 8192), // 8 KiB (nginx)
+  /** All request headers together, bytes -> 431. */
+  maxHeaderBytes: integer(1024, 1024 * 1024, 16_384), // 16 KiB (Node)
+  /** Number of request headers -> 431. */
+  maxHeaderCount: integer(1, 10_000, 40), // below the 48 this uWS parser delivers at all
   /** Longest pause between request body chunks, ms -> 408. */
-  readonly bodyIdleMs: number; // 30_000
+  bodyIdleMs: integer(1, 3_600_000, 30_000), // 30 s (nginx client_body_timeout)
+  /** The whole request head must arrive within this, ms -> 408 and close (slowloris). */
+  headerTimeoutMs: integer(1, 600_000, 10_000), // 10 s
+  /** An idle keep-alive connection is closed after this, ms. */
+  keepAliveTimeoutMs: integer(1, 3_600_000, 65_000), // 65 s (nginx 60-75 s)
   /** Requests in flight through this engine; past it new ones get 503 at once. */
-  readonly maxInflight: number; // 20_000
+  maxInflight: integer(1, 10_000_000, 20_000),
   /**
    * Requests (without a body) that wait for a free tunnel stream when every connection of the
-   * group is at its stream limit; past it, 503 at once.
+   * group is at its stream limit; past it, 503 at once. 0: none wait.
    */
-  readonly maxQueued: number; // 10_000
+  maxQueued: integer(0, 10_000_000, 10_000),
   /** Longest such a request waits for a stream before 503, ms. */
-  readonly maxQueueWaitMs: number; // 30_000
+  maxQueueWaitMs: integer(1, 600_000, 30_000), // 30 s
   /** No response head within this: 504 (app setting `default`), ms. */
-  readonly defaultBackendTimeoutMs: number; // 85_000
+  defaultBackendTimeoutMs: integer(1, 3_600_000, 85_000), // 85 s (Entra)
   /** The same for apps set to `long`, ms. */
-  readonly longBackendTimeoutMs: number; // 180_000
+  longBackendTimeoutMs: integer(1, 3_600_000, 180_000), // 180 s (Entra)
+}).strict();
+
+export type EdgeLimits = Resolved<z.output<typeof edgeLimitsSchema>>;
+export type EdgeLimitsInput = z.input<typeof edgeLimitsSchema>;
+
+export function resolveLimits(input: EdgeLimitsInput = {}): EdgeLimits {
+  return resolveSettings(edgeLimitsSchema, input, "limits");
 }
 
-export const DEFAULT_LIMITS: EdgeLimits = Object.freeze({
-  ...DEFAULT_THROTTLE,
-  maxUrlBytes: 8192,
-  maxHeaderBytes: 16_384,
-  maxHeaderCount: 40,
-  bodyIdleMs: 30_000,
-  maxInflight: 20_000,
-  maxQueued: 10_000,
-  maxQueueWaitMs: 30_000,
-  defaultBackendTimeoutMs: 85_000,
-  longBackendTimeoutMs: 180_000,
-});
-
-export function resolveLimits(input: Partial<EdgeLimits> = {}): EdgeLimits {
-  const limits = { ...DEFAULT_LIMITS, ...input };
-  for (const [key, value] of Object.entries(limits)) {
-    if (!(key in DEFAULT_LIMITS)) throw new PosternError("POSTERN_CONFIG", `limits.${key}: unknown setting`);
-    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
-      throw new PosternError("POSTERN_CONFIG", `limits.${key}: expected a number >= 0, got ${JSON.stringify(value)}`);
-    }
-  }
-  return Object.freeze(limits);
-}
+export const DEFAULT_LIMITS: EdgeLimits = resolveLimits();

@@ -5,17 +5,10 @@
  * the time until a token is due, for Retry-After.
  */
 import { systemClock, type Clock } from "../config/clock.js";
+import { DEFAULT_LIMITS, type EdgeLimits } from "./config.js";
 
-export interface ThrottleConfig {
-  /** Requests per second per app; 0 disables the app limit. */
-  readonly appRatePerSecond: number; // 500
-  /** Requests per second per tenant, all its apps together; 0 disables it. */
-  readonly tenantRatePerSecond: number; // 750
-  /** Extra requests a bucket holds above one second's worth / 10 (the burst), as a fraction of the rate. */
-  readonly burstFraction: number; // 0.1
-}
-
-export const DEFAULT_THROTTLE: ThrottleConfig = Object.freeze({ appRatePerSecond: 500, tenantRatePerSecond: 750, burstFraction: 0.1 });
+/** The throttle's part of the edge limits (engine/limits/config.ts). */
+export type ThrottleConfig = Pick<EdgeLimits, "appRatePerSecond" | "tenantRatePerSecond" | "burstFraction">;
 
 class TokenBucket {
   #tokens: number;
@@ -52,7 +45,7 @@ export class Throttle {
   readonly #apps = new Map<string, TokenBucket>();
   readonly #tenants = new Map<string, TokenBucket>();
 
-  constructor(private readonly config: ThrottleConfig = DEFAULT_THROTTLE, private readonly now: Clock = systemClock) {}
+  constructor(private readonly config: ThrottleConfig = DEFAULT_LIMITS, private readonly now: Clock = systemClock) {}
 
   /** 0 when admitted, else the ms to wait before retrying. */
   admit(tenantId: string, appKey: string): number {

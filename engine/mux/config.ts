@@ -1,122 +1,63 @@
+import { z } from "zod";
 import { MAX_LENGTH_FIELD, MAX_WINDOW } from "../protocol/constants.js";
-import { PosternError } from "../errors/catalogue.js";
+import { integer, resolveSettings, type Resolved } from "../config/settings.js";
 
 /**
  * Mux session settings. Defaults follow ../shared/SECURITY.md; each is validated once by
  * resolveMuxConfig and then frozen. "Inbound" limits are what we accept from the peer and are
  * announced to it in HELLO.
  */
-export interface MuxConfig {
+export const muxConfigSchema = z.object({
   /** Streams the peer may have open towards us at once (REFUSED_STREAM past it). 0: the peer may open none. */
-  readonly maxConcurrentStreams: number;
+  maxConcurrentStreams: integer(0, MAX_WINDOW, 1024),
   /** Receive credit per stream, bytes: a stream never buffers more than this. */
-  readonly initialStreamWindow: number;
+  initialStreamWindow: integer(1024, MAX_WINDOW, 256 * 1024), // 256 KiB (yamux)
   /** Receive credit for the whole connection, bytes: bounds bytes in flight towards us. */
-  readonly connectionWindow: number;
+  connectionWindow: integer(1024, MAX_WINDOW, 4 * 1024 * 1024), // 4 MiB
   /** Largest DATA payload we accept (and send, if the peer accepts as much), bytes. */
-  readonly maxFrameSize: number;
-  /** Largest OPEN / RESPONSE head we accept, bytes. */
-  readonly maxHeaderBlock: number;
+  maxFrameSize: integer(1024, MAX_LENGTH_FIELD, 64 * 1024), // 64 KiB (frp)
+  /** Largest OPEN / RESPONSE head we accept, bytes: edge headers are capped at 16 KiB, plus identity. */
+  maxHeaderBlock: integer(256, MAX_LENGTH_FIELD, 32 * 1024), // 32 KiB
   /**
    * Bytes held for paused readers, across all streams, for which connection credit is handed
    * back at once (so one slow reader does not stall the others). Past it, credit comes back only
-   * as readers consume: total buffered stays under this + connectionWindow.
+   * as readers consume: total buffered stays under this + connectionWindow. 0: never early.
    */
-  readonly maxSessionBuffer: number;
+  maxSessionBuffer: integer(0, Number.MAX_SAFE_INTEGER, 32 * 1024 * 1024), // 32 MiB
   /** Outbound bytes the transport may queue before writers see backpressure. */
-  readonly transportHighWater: number;
+  transportHighWater: integer(1, Number.MAX_SAFE_INTEGER, 1024 * 1024), // 1 MiB
   /** Outbound bytes queued in the transport past which the peer is declared stuck and dropped. */
-  readonly maxTransportBuffer: number;
-  /** Largest transport message we build from batched frames, bytes. */
-  readonly maxBatchBytes: number;
+  maxTransportBuffer: integer(1, Number.MAX_SAFE_INTEGER, 64 * 1024 * 1024), // 64 MiB
+  /** Largest transport message we build from batched frames, bytes: below the stream window, so credit returns while data still flows. */
+  maxBatchBytes: integer(1024, 64 * 1024 * 1024, 64 * 1024), // 64 KiB
   /** Keepalive PING period, ms. 0 disables keepalive. */
-  readonly pingIntervalMs: number;
+  pingIntervalMs: integer(0, 3_600_000, 15_000), // 15 s
   /** Consecutive unanswered ping periods after which the peer is dead. */
-  readonly pingMisses: number;
+  pingMisses: integer(1, 100, 2),
   /** Time allowed for the HELLO exchange, ms. */
-  readonly helloTimeoutMs: number;
+  helloTimeoutMs: integer(1, 600_000, 10_000), // 10 s
   /** Rapid-reset guard: judged once at least this many peer streams opened in one window. */
-  readonly resetFloodMinStreams: number;
+  resetFloodMinStreams: integer(1, Number.MAX_SAFE_INTEGER, 500),
   /** Rapid-reset guard: close when resets/opens in the window exceed this ratio. */
-  readonly resetFloodRatio: number;
+  resetFloodRatio: z.number({ error: "must be a number" })
+    .min(0, { error: (i) => `must be between 0 and 1, got ${String(i.input)}` })
+    .max(1, { error: (i) => `must be between 0 and 1, got ${String(i.input)}` }).default(0.5),
   /** Rapid-reset guard window, ms. */
-  readonly resetFloodWindowMs: number;
+  resetFloodWindowMs: integer(1, 600_000, 1_000), // 1 s
   /** PING, SETTINGS and empty DATA frames accepted per second before the peer counts as flooding. */
-  readonly maxControlFramesPerSecond: number;
+  maxControlFramesPerSecond: integer(1, Number.MAX_SAFE_INTEGER, 200),
   /** Optional features we offer; the session uses those both sides offer. */
-  readonly capabilities: readonly string[];
-}
-
-export const DEFAULT_MUX_CONFIG: MuxConfig = Object.freeze({
-  maxConcurrentStreams: 1024,
-  initialStreamWindow: 256 * 1024, // 256 KiB (yamux)
-  connectionWindow: 4 * 1024 * 1024, // 4 MiB
-  maxFrameSize: 64 * 1024, // 64 KiB (frp)
-  maxHeaderBlock: 32 * 1024, // 32 KiB: edge headers are capped at 16 KiB, plus identity
-  maxSessionBuffer: 32 * 1024 * 1024, // 32 MiB
-  transportHighWater: 1024 * 1024, // 1 MiB
-  maxTransportBuffer: 64 * 1024 * 1024, // 64 MiB
-  maxBatchBytes: 64 * 1024, // 64 KiB: below the stream window, so credit returns while data still flows
-  pingIntervalMs: 15_000, // 15 s
-  pingMisses: 2,
-  helloTimeoutMs: 10_000, // 10 s
-  resetFloodMinStreams: 500,
-  resetFloodRatio: 0.5,
-  resetFloodWindowMs: 1_000, // 1 s
-  maxControlFramesPerSecond: 200,
-  capabilities: Object.freeze([]) as readonly string[],
+  capabilities: z.array(z.string({ error: "must be a string" }), { error: "must be an array of strings" }).readonly().default([]),
+}).strict().refine((c) => c.transportHighWater <= c.maxTransportBuffer, {
+  path: ["transportHighWater"], error: "must not exceed maxTransportBuffer",
 });
 
-export type MuxConfigInput = Partial<MuxConfig>;
-
-type NumericKey = Exclude<keyof MuxConfig, "capabilities">;
-
-/** [min, max] per numeric field. */
-const RANGES: Record<NumericKey, readonly [number, number]> = {
-  maxConcurrentStreams: [0, MAX_WINDOW],
-  initialStreamWindow: [1024, MAX_WINDOW],
-  connectionWindow: [1024, MAX_WINDOW],
-  maxFrameSize: [1024, MAX_LENGTH_FIELD],
-  maxHeaderBlock: [256, MAX_LENGTH_FIELD],
-  maxSessionBuffer: [0, Number.MAX_SAFE_INTEGER],
-  transportHighWater: [1, Number.MAX_SAFE_INTEGER],
-  maxTransportBuffer: [1, Number.MAX_SAFE_INTEGER],
-  maxBatchBytes: [1024, 64 * 1024 * 1024],
-  pingIntervalMs: [0, 3_600_000],
-  pingMisses: [1, 100],
-  helloTimeoutMs: [1, 600_000],
-  resetFloodMinStreams: [1, Number.MAX_SAFE_INTEGER],
-  resetFloodRatio: [0, 1],
-  resetFloodWindowMs: [1, 600_000],
-  maxControlFramesPerSecond: [1, Number.MAX_SAFE_INTEGER],
-};
-
-const NON_INTEGER: ReadonlySet<NumericKey> = new Set(["resetFloodRatio"]);
-
-function configError(field: string, problem: string): PosternError {
-  return new PosternError("POSTERN_CONFIG", `mux config: ${field} ${problem}`);
-}
+export type MuxConfig = Resolved<z.output<typeof muxConfigSchema>>;
+export type MuxConfigInput = z.input<typeof muxConfigSchema>;
 
 /** Validates an input against the schema, fills defaults, rejects unknown keys, freezes. */
 export function resolveMuxConfig(input: MuxConfigInput = {}): MuxConfig {
-  const out: Record<string, unknown> = { ...DEFAULT_MUX_CONFIG };
-  for (const [key, value] of Object.entries(input)) {
-    if (value === undefined) continue;
-    if (!(key in DEFAULT_MUX_CONFIG)) throw configError(key, "is not a known setting");
-    if (key === "capabilities") {
-      if (!Array.isArray(value) || value.some((c) => typeof c !== "string")) throw configError(key, "must be an array of strings");
-      out[key] = Object.freeze([...value]);
-      continue;
-    }
-    const [min, max] = RANGES[key as NumericKey];
-    if (typeof value !== "number" || Number.isNaN(value)) throw configError(key, "must be a number");
-    if (!NON_INTEGER.has(key as NumericKey) && !Number.isInteger(value)) throw configError(key, "must be an integer");
-    if (value < min || value > max) throw configError(key, `must be between ${min} and ${max}, got ${value}`);
-    out[key] = value;
-  }
-  const cfg = out as unknown as MuxConfig;
-  if (cfg.transportHighWater > cfg.maxTransportBuffer) {
-    throw configError("transportHighWater", "must not exceed maxTransportBuffer");
-  }
-  return Object.freeze(cfg);
+  return resolveSettings(muxConfigSchema, input, "mux config");
 }
+
+export const DEFAULT_MUX_CONFIG: MuxConfig = resolveMuxConfig();

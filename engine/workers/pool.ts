@@ -8,6 +8,8 @@
  * already under way may queue up to twice that, past which they fail too.
  */
 import { availableParallelism } from "node:os";
+import { z } from "zod";
+import { integer, resolveSettings, type Resolved } from "../config/settings.js";
 import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
 import { PosternError, type ErrorCode } from "../errors/catalogue.js";
@@ -129,28 +131,36 @@ export class WorkerPool<Task extends Timed, Result> {
   }
 }
 
-export interface TranslateLimits {
-  /** Worker threads. */
-  readonly threads: number;
-  /** Chunks waiting for a worker; past it new translations are refused (503), past twice it chunks fail. */
-  readonly maxQueue: number;
-  /** One chunk running longer than this: its worker is replaced and the response fails, ms. */
-  readonly chunkTimeoutMs: number;
-  /** Worker time one response may use in all, ms; past it the response fails. */
-  readonly budgetMs: number;
-  /** Decoded (gunzipped, ...) bytes one response may produce; past it the response fails. */
-  readonly maxDecodedBytes: number;
-}
-
 const DEFAULT_THREADS = Math.max(1, Math.min(4, availableParallelism() - 1));
 
-export const DEFAULT_TRANSLATE_LIMITS: TranslateLimits = Object.freeze({
-  threads: DEFAULT_THREADS,
-  maxQueue: 1024,
-  chunkTimeoutMs: 5_000,
-  budgetMs: 5_000,
-  maxDecodedBytes: 32 * 1024 * 1024,
-});
+/** The body translation pool's settings. */
+export const translateLimitsSchema = z.object({
+  /** Worker threads (default: the cores but one, at most 4). */
+  threads: integer(1, 256, DEFAULT_THREADS),
+  /** Chunks waiting for a worker; past it new translations are refused (503), past twice it chunks fail. */
+  maxQueue: integer(1, 1_000_000, 1024),
+  /** One chunk running longer than this: its worker is replaced and the response fails, ms. */
+  chunkTimeoutMs: integer(1, 600_000, 5_000), // 5 s
+  /** Worker time one response may use in all, ms; past it the response fails. */
+  budgetMs: integer(1, 600_000, 5_000), // 5 s
+  /** Decoded (gunzipped, ...) bytes one response may produce; past it the response fails. */
+  maxDecodedBytes: integer(1024, 4 * 1024 * 1024 * 1024, 32 * 1024 * 1024), // 32 MiB
+}).strict();
+
+export type TranslateLimits = Resolved<z.output<typeof translateLimitsSchema>>;
+export type TranslateLimitsInput = z.input<typeof translateLimitsSchema>;
+
+/** The token and cookie crypto pool's settings. */
+export const authPoolSchema = z.object({
+  /** Worker threads. */
+  threads: integer(1, 256, 1),
+  /** Tasks waiting for a worker; past it sign-ins are refused (503), past twice they fail. */
+  maxQueue: integer(1, 1_000_000, 4096),
+  /** One task running longer than this: its worker is replaced and the task fails, ms. */
+  taskTimeoutMs: integer(1, 600_000, 2_000), // 2 s
+}).strict();
+
+export type AuthPoolInput = z.input<typeof authPoolSchema>;
 
 /** Most chunks sent to a worker in one message. */
 const MAX_BATCH = 32;
@@ -196,8 +206,8 @@ export class TranslatePool extends WorkerPool<BatchTask, BatchResult> {
   #waiting: Waiting[] = [];
 
   /** `filename` replaces the task module (tests wrap it to make a worker hang or crash). */
-  constructor(limits: Partial<TranslateLimits> = {}, filename = taskFile("translate-task")) {
-    const all = Object.freeze({ ...DEFAULT_TRANSLATE_LIMITS, ...limits });
+  constructor(limits: TranslateLimitsInput = {}, filename = taskFile("translate-task")) {
+    const all = resolveSettings(translateLimitsSchema, limits, "translate");
     super({ threads: all.threads, maxQueue: all.maxQueue, taskTimeoutMs: all.chunkTimeoutMs }, filename, "POSTERN_TRANSLATE", "body translation");
     this.limits = all;
   }

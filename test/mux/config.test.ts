@@ -15,7 +15,8 @@ describe("mux config", () => {
     [{ maxFrameSize: 1.5 }, /maxFrameSize must be an integer/],
     [{ pingIntervalMs: "15s" }, /pingIntervalMs must be a number/],
     [{ windowSize: 5 }, /windowSize is not a known setting/],
-    [{ capabilities: [1] }, /capabilities must be an array of strings/],
+    [{ capabilities: [1] }, /capabilities\.0 must be a string/],
+    [{ capabilities: "x" }, /capabilities must be an array of strings/],
     [{ transportHighWater: 10, maxTransportBuffer: 5 }, /transportHighWater must not exceed/],
   ])("rejects %j naming the field", (input, message) => {
     expect(() => resolveMuxConfig(input as never)).toThrow(message);
