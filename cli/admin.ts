@@ -10,7 +10,9 @@ import { join } from "node:path";
 import { Agent } from "undici";
 import { CREDENTIAL_FILE } from "../control/context.js";
 import { controlRequest, controlTrust } from "../control/client/client.js";
-import { isPosternError, PosternError } from "../engine/errors/catalogue.js";
+import { isPosternError } from "../engine/errors/catalogue.js";
+import { UsageError } from "./flags.js";
+export { UsageError };
 
 
 /** `--data-dir` default: $POSTERN_DATA_DIR, else ~/.local/share/postern. */
@@ -36,13 +38,6 @@ export function resolveAdmin(values: { control?: string | undefined; token?: str
   if (!existsSync(file)) throw new UsageError(`no local credential at ${file}: start "postern up --data-dir ${dir}" (or "postern control"), or pass --control URL --token T`);
   const cred = JSON.parse(readFileSync(file, "utf8")) as { control: string; token: string; caCertificate?: string };
   return { controlUrl: cred.control, token: token ?? cred.token, ...(caPem ?? cred.caCertificate ? { caPem: caPem ?? cred.caCertificate! } : {}) };
-}
-
-/** A command-line mistake: printed with the command's usage hint, exit code 2. */
-export class UsageError extends PosternError {
-  constructor(message: string) {
-    super("POSTERN_USAGE", message);
-  }
 }
 
 export async function adminCall<T>(target: AdminTarget, method: string, path: string, body?: unknown): Promise<T> {

@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, totalmem } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { UsageError } from "./admin.js";
+import { numberFlag, numberListFlag, sizeFlag } from "./flags.js";
 import { connectorCpus, formatBytes, measureCapacity, rowLabel, type CapacityRow, type RowResult, type SweepSettings } from "../loadtest/capacity.js";
 import { latencyChart, type LabelledReport } from "../loadtest/report.js";
 
@@ -36,26 +36,6 @@ Options:
   -h, --help            Show this help
 `;
 
-function list(value: string | undefined, flag: string, fallback: number[]): number[] {
-  if (value === undefined) return fallback;
-  const out = value.split(",").map((x) => Number(x.trim()));
-  if (out.length === 0 || out.some((n) => !Number.isFinite(n) || n < 0)) throw new UsageError(`--${flag} must be a comma-separated list of numbers >= 0, got "${value}"`);
-  return out;
-}
-
-function one(value: string | undefined, flag: string, fallback: number, min = 0): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min) throw new UsageError(`--${flag} must be a number >= ${min}, got "${value}"`);
-  return n;
-}
-
-function size(value: string | undefined): number {
-  if (value === undefined) return 2 * 1024 ** 3;
-  const m = /^(\d+(?:\.\d+)?)([KMG]?)i?B?$/i.exec(value.trim());
-  if (!m) throw new UsageError(`--memory must look like 2G, 512M or a byte count, got "${value}"`);
-  return Math.round(Number(m[1]) * 1024 ** " KMG".indexOf((m[2] || " ").toUpperCase()));
-}
 
 export async function runCapacity(args: string[]): Promise<number> {
   const { values: v } = parseArgs({
@@ -72,19 +52,19 @@ export async function runCapacity(args: string[]): Promise<number> {
     return 0;
   }
   const host = availableParallelism();
-  const wanted = list(v.cores, "cores", [1, 2]);
+  const wanted = numberListFlag(v.cores, "cores", [1, 2]);
   const cores = [...new Set(wanted.map((c) => Math.min(Math.max(1, Math.round(c)), host)))];
-  const memoryBytes = size(v.memory);
+  const memoryBytes = sizeFlag(v.memory, "memory", 2 * 1024 ** 3);
   const settings: SweepSettings = {
-    sloMs: one(v["slo-ms"], "slo-ms", 100, 1), maxErrorRate: 0.001, startRate: one(v["start-rate"], "start-rate", 100, 1),
-    maxRate: one(v["max-rate"], "max-rate", 64_000, 1), stepSeconds: one(v["step-seconds"], "step-seconds", 3, 1), warmupSeconds: one(v.warmup, "warmup", 1),
-    refine: one(v.refine, "refine", 2),
+    sloMs: numberFlag(v["slo-ms"], "slo-ms", 100, { min: 1, integer: false }), maxErrorRate: 0.001, startRate: numberFlag(v["start-rate"], "start-rate", 100, { min: 1, integer: false }),
+    maxRate: numberFlag(v["max-rate"], "max-rate", 64_000, { min: 1, integer: false }), stepSeconds: numberFlag(v["step-seconds"], "step-seconds", 3, { min: 1, integer: false }), warmupSeconds: numberFlag(v.warmup, "warmup", 1, { integer: false }),
+    refine: numberFlag(v.refine, "refine", 2, { integer: false }),
   };
   const rows: CapacityRow[] = [];
   for (const c of cores) {
-    for (const responseBytes of list(v.sizes, "sizes", [1024, 65_536, 1_048_576])) {
-      for (const backendLatencyMs of list(v.latencies, "latencies", [0, 50])) {
-        for (const connections of list(v.connections, "connections", [50, 1000])) rows.push({ cores: c, memoryBytes, responseBytes, backendLatencyMs, connections });
+    for (const responseBytes of numberListFlag(v.sizes, "sizes", [1024, 65_536, 1_048_576])) {
+      for (const backendLatencyMs of numberListFlag(v.latencies, "latencies", [0, 50])) {
+        for (const connections of numberListFlag(v.connections, "connections", [50, 1000])) rows.push({ cores: c, memoryBytes, responseBytes, backendLatencyMs, connections });
       }
     }
   }

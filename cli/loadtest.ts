@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { UsageError } from "./admin.js";
+import { numberFlag, UsageError } from "./flags.js";
 import { writeReports, textTable, type LabelledReport } from "../loadtest/report.js";
 import { cpuSplit, findNginx, NGINX_MISSING, pinSelf, publish, settle, startBackend, startNginxChain, startPostern } from "../loadtest/rig.js";
 import { readMix, runLoad, type LoadOptions } from "../loadtest/run.js";
@@ -41,12 +41,6 @@ Options:
   -h, --help            Show this help
 `;
 
-function num(value: string | undefined, flag: string, fallback: number | undefined, min = 0): number | undefined {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min) throw new UsageError(`--${flag} must be a number >= ${min}, got "${value}"`);
-  return n;
-}
 
 export async function runLoadtest(args: string[]): Promise<number> {
   const { values: v } = parseArgs({
@@ -71,16 +65,16 @@ export async function runLoadtest(args: string[]): Promise<number> {
     headers[h.slice(0, at).trim().toLowerCase()] = h.slice(at + 1).trim();
   }
   if (v.host !== undefined) headers.host = v.host;
-  const rates = v.rate === undefined ? [undefined] : v.rate.split(",").map((r) => num(r, "rate", undefined, 1));
+  const rates = v.rate === undefined ? [undefined] : v.rate.split(",").map((r) => numberFlag(r, "rate", undefined, { min: 1, integer: false }));
   const base: Omit<LoadOptions, "url"> = {
-    connections: num(v.connections, "connections", 50, 1)!,
-    pipelining: num(v.pipelining, "pipelining", 1, 1)!,
-    durationS: num(v.duration, "duration", 10, 1)!,
-    ...(v.amount !== undefined ? { amount: num(v.amount, "amount", undefined, 1)! } : {}),
+    connections: numberFlag(v.connections, "connections", 50, { min: 1, integer: false }),
+    pipelining: numberFlag(v.pipelining, "pipelining", 1, { min: 1, integer: false }),
+    durationS: numberFlag(v.duration, "duration", 10, { min: 1, integer: false }),
+    ...(v.amount !== undefined ? { amount: numberFlag(v.amount, "amount", undefined, { min: 1, integer: false }) } : {}),
     ...(v.requests !== undefined ? { requests: readMix(v.requests) } : {}),
-    warmupS: num(v.warmup, "warmup", v.compare ? 2 : 0)!,
-    workers: num(v.workers, "workers", 1)!,
-    timeoutS: num(v.timeout, "timeout", 10, 1)!,
+    warmupS: numberFlag(v.warmup, "warmup", v.compare ? 2 : 0, { integer: false }),
+    workers: numberFlag(v.workers, "workers", 1, { integer: false }),
+    timeoutS: numberFlag(v.timeout, "timeout", 10, { min: 1, integer: false }),
   };
   const out = v.out ?? join(process.cwd(), `postern-loadtest-${new Date().toISOString().replace(/[:.]/g, "-")}`);
   const progress = !v.json && process.stderr.isTTY ? process.stderr : undefined;
@@ -89,7 +83,7 @@ export async function runLoadtest(args: string[]): Promise<number> {
   let extra: Record<string, unknown> = {};
   let title: string;
   if (v.compare) {
-    ({ reports, extra } = await compare(base, headers, rates, num(v.bytes, "bytes", 1024)!, progress));
+    ({ reports, extra } = await compare(base, headers, rates, numberFlag(v.bytes, "bytes", 1024, { integer: false }), progress));
     title = "Peer comparison: direct, nginx two-hop chain, Postern";
   } else {
     reports = [];

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ADMIN_HELP, ADMIN_OPTIONS, UsageError, adminCall, defaultDataDir, resolveAdmin, table, type AdminTarget } from "./admin.js";
 import { deviceLogin } from "./login.js";
-import { rateLimits } from "./up.js";
+import { DEFAULTS, numberFlag, portFlag, rateLimits } from "./flags.js";
 import { VERSION } from "../engine/version.js";
 
 export { VERSION };
@@ -25,13 +25,6 @@ export function untilSignal(): Promise<string> {
   });
 }
 
-function intFlag(value: string | undefined, flag: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${flag} must be an integer in ${min}..${max}, got "${value}"`);
-  return n;
-}
-
 const CONTROL_HELP = `Usage: postern control [options]
 
 Runs the control plane: store (SQLite in --data-dir), tenant CA, built-in IdP, admin API
@@ -41,7 +34,7 @@ credential to DIR/credentials.json (mode 0600) for the CLI, and the tenant CA to
 Options:
   --data-dir DIR             State directory (default $POSTERN_DATA_DIR or ~/.local/share/postern)
   --host H                   Listen address (default 127.0.0.1)
-  --port N                   Listen port (default 9443; 0 picks a free one)
+  --port N                   Listen port (default ${DEFAULTS.controlPort}; 0 picks a free one)
   --tls self|off             HTTPS with a tenant-CA certificate (default), or plain HTTP
   --tls-cert F --tls-key F   HTTPS with your own certificate
   --public-url URL           The URL clients use, when it differs from host:port
@@ -80,14 +73,14 @@ export async function runControl(args: string[]): Promise<number> {
   const control = await startControl({
     dataDir,
     host: v.host,
-    port: intFlag(v.port, "port", 9443, 0, 65535),
+    port: portFlag(v.port, "port", DEFAULTS.controlPort),
     tls: v["tls-cert"] ? { certPem: readFileSync(v["tls-cert"], "utf8"), keyPem: readFileSync(v["tls-key"]!, "utf8") } : (v.tls as "self" | "off"),
     ...(v["public-url"] ? { publicUrl: v["public-url"] } : {}),
     ...(v["oidc-discovery"] ? { externalIdp: { discoveryUrl: v["oidc-discovery"], audience: v["oidc-audience"]!, ...(v["roles-claim"] ? { rolesClaim: v["roles-claim"] } : {}) } } : {}),
     ...(v["domain-suffix"] ? { tenant: { name: "default", domainSuffix: v["domain-suffix"] } } : {}),
     policy: {
-      renewAfterDays: intFlag(v["renew-after-days"], "renew-after-days", 180, 1),
-      inactiveAfterDays: intFlag(v["inactive-after-days"], "inactive-after-days", 10, 1),
+      renewAfterDays: numberFlag(v["renew-after-days"], "renew-after-days", DEFAULTS.renewAfterDays, { min: 1 }),
+      inactiveAfterDays: numberFlag(v["inactive-after-days"], "inactive-after-days", DEFAULTS.inactiveAfterDays, { min: 1 }),
     },
   });
   const caFile = join(dataDir, "tenant-ca.crt");
@@ -109,10 +102,10 @@ connector tunnels.
 Options:
   --state-dir DIR       Engine identity (default DATA_DIR/engine)
   --tunnel-host H       Tunnel listen address (default 127.0.0.1)
-  --tunnel-port N       Tunnel listen port (default 7700)
+  --tunnel-port N       Tunnel listen port (default ${DEFAULTS.tunnelPort})
   --tunnel-url URL      wss:// URL connectors dial (default from host and port)
   --public-host H       Public listeners' address (default 127.0.0.1)
-  --http-port N         Public HTTP port (default 8080; 0 picks a free one)
+  --http-port N         Public HTTP port (default ${DEFAULTS.httpPort}; 0 picks a free one)
   --https-port N        Public HTTPS port (default: none)
   --app-rate N          Requests/s per app (default 500; 0 = no limit)
   --tenant-rate N       Requests/s per tenant (default 750; 0 = no limit)
@@ -136,7 +129,7 @@ export async function runEngine(args: string[]): Promise<number> {
   const { enroll } = await import("../control/client/enroll.js");
   const { EngineNode } = await import("../engine/node.js");
   const stateDir = v["state-dir"] ?? join(v["data-dir"] ?? defaultDataDir(), "engine");
-  const port = intFlag(v["tunnel-port"], "tunnel-port", 7700, 0, 65535);
+  const port = portFlag(v["tunnel-port"], "tunnel-port", DEFAULTS.tunnelPort);
   if (!identityExists(stateDir, "engine")) {
     const admin = resolveAdmin(v);
     const tunnelUrl = v["tunnel-url"] ?? `wss://${v["tunnel-host"]}:${port}/tunnel`;
@@ -144,8 +137,8 @@ export async function runEngine(args: string[]): Promise<number> {
   }
   const engine = await EngineNode.start({
     stateDir, tunnelHost: v["tunnel-host"], tunnelPort: port, version: VERSION, ...(v["tunnel-url"] ? { tunnelUrl: v["tunnel-url"] } : {}),
-    publicHost: v["public-host"], httpPort: intFlag(v["http-port"], "http-port", 8080, 0, 65535), limits: rateLimits(v),
-    ...(v["https-port"] !== undefined ? { httpsPort: intFlag(v["https-port"], "https-port", 8443, 0, 65535) } : {}),
+    publicHost: v["public-host"], httpPort: portFlag(v["http-port"], "http-port", DEFAULTS.httpPort), limits: rateLimits(v),
+    ...(v["https-port"] !== undefined ? { httpsPort: portFlag(v["https-port"], "https-port", DEFAULTS.httpsPort) } : {}),
   });
   const ready = { engine: engine.identity.id, tunnelUrl: engine.tunnelUrl, httpPort: engine.edge.httpPort, httpsPort: engine.edge.httpsPort };
   process.stdout.write(v.json ? JSON.stringify(ready) + "\n"
@@ -207,11 +200,11 @@ export async function runConnector(args: string[]): Promise<number> {
     }
     case "run": {
       const { ConnectorAgent } = await import("../connector/agent.js");
-      const agent = new ConnectorAgent({ stateDir, version: VERSION, connectionsPerEngine: intFlag(v.connections, "connections", 4, 1, 64) });
+      const agent = new ConnectorAgent({ stateDir, version: VERSION, connectionsPerEngine: numberFlag(v.connections, "connections", DEFAULTS.connections, { min: 1, max: 64 }) });
       const config = await agent.start();
       out({ connector: agent.id, group: config.group, engines: config.engines }, `Connector ${agent.id} (group ${config.group}) serving ${config.engines.length} engine(s)\n`);
       await untilSignal();
-      await agent.stop(intFlag(v["grace-ms"], "grace-ms", 30_000));
+      await agent.stop(numberFlag(v["grace-ms"], "grace-ms", DEFAULTS.graceMs));
       return 0;
     }
     case "list": {

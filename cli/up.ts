@@ -8,7 +8,8 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { UsageError, defaultDataDir } from "./admin.js";
+import { defaultDataDir } from "./admin.js";
+import { DEFAULTS, portFlag, rateLimits } from "./flags.js";
 import type { ControlHandle } from "../control/server.js";
 import { startSampleApp } from "./sample-app.js";
 import { VERSION, untilSignal } from "./services.js";
@@ -43,9 +44,9 @@ connector drains first).
 
 Options:
   --data-dir DIR        State directory (default $POSTERN_DATA_DIR or ~/.local/share/postern)
-  --http-port N         Engine's public HTTP port (default 8080, env POSTERN_HTTP_PORT; 0 = free port)
-  --control-port N      Control plane port (default 9443, env POSTERN_CONTROL_PORT; 0 = free port)
-  --tunnel-port N       Engine tunnel port (default 7700, env POSTERN_TUNNEL_PORT; 0 = free port)
+  --http-port N         Engine's public HTTP port (default ${DEFAULTS.httpPort}, env POSTERN_HTTP_PORT; 0 = free port)
+  --control-port N      Control plane port (default ${DEFAULTS.controlPort}, env POSTERN_CONTROL_PORT; 0 = free port)
+  --tunnel-port N       Engine tunnel port (default ${DEFAULTS.tunnelPort}, env POSTERN_TUNNEL_PORT; 0 = free port)
   --sample-port N       Sample app port (default 0: a free port, env POSTERN_SAMPLE_PORT)
   --no-sample           Do not start or publish the sample app
   --app-rate N          Requests/s per app (default 500; 0 = no limit)
@@ -64,26 +65,6 @@ interface DemoUser {
   roles: ("Global Administrator")[];
 }
 
-/** --app-rate / --tenant-rate as engine limits (only those given). */
-export function rateLimits(values: { "app-rate"?: string | undefined; "tenant-rate"?: string | undefined }): { appRatePerSecond?: number; tenantRatePerSecond?: number } {
-  const out: { appRatePerSecond?: number; tenantRatePerSecond?: number } = {};
-  for (const [flag, key] of [["app-rate", "appRatePerSecond"], ["tenant-rate", "tenantRatePerSecond"]] as const) {
-    const raw = values[flag];
-    if (raw === undefined) continue;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${flag} must be an integer >= 0, got "${raw}"`);
-    out[key] = n;
-  }
-  return out;
-}
-
-function port(value: string | undefined, env: string, fallback: number, flag: string): number {
-  const raw = value ?? process.env[env];
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${flag} must be 0..65535, got "${raw}"`);
-  return n;
-}
 
 export async function runUp(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -101,10 +82,10 @@ export async function runUp(args: string[]): Promise<number> {
     return 0;
   }
   const dataDir = values["data-dir"] ?? defaultDataDir();
-  const controlPort = port(values["control-port"], "POSTERN_CONTROL_PORT", 9443, "control-port");
-  const tunnelPort = port(values["tunnel-port"], "POSTERN_TUNNEL_PORT", 7700, "tunnel-port");
-  const httpPort = port(values["http-port"], "POSTERN_HTTP_PORT", 8080, "http-port");
-  const samplePort = port(values["sample-port"], "POSTERN_SAMPLE_PORT", 0, "sample-port");
+  const controlPort = portFlag(values["control-port"], "control-port", DEFAULTS.controlPort, "POSTERN_CONTROL_PORT");
+  const tunnelPort = portFlag(values["tunnel-port"], "tunnel-port", DEFAULTS.tunnelPort, "POSTERN_TUNNEL_PORT");
+  const httpPort = portFlag(values["http-port"], "http-port", DEFAULTS.httpPort, "POSTERN_HTTP_PORT");
+  const samplePort = portFlag(values["sample-port"], "sample-port", 0, "POSTERN_SAMPLE_PORT");
 
   const { startControl } = await import("../control/server.js");
   const { identityExists } = await import("../engine/identity/files.js");

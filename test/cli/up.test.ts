@@ -121,7 +121,7 @@ describe("postern CLI (built, as child processes)", () => {
     }
     const bad = await runCli(["up", "--control-port", "99999"]);
     expect(bad).toMatchObject({ code: 2 });
-    expect(bad.stderr).toMatch(/--control-port must be 0\.\.65535/);
+    expect(bad.stderr).toMatch(/--control-port must be an integer in 0\.\.65535, got "99999"/);
     expect((await runCli(["frobnicate"])).code).toBe(2);
     const flag = await runCli(["app", "list", "--frobnicate"]);
     expect(flag.code).toBe(2);
