@@ -1,6 +1,7 @@
 import { Packr } from "msgpackr";
 import { HELLO_MAGIC, HELLO_PREFIX_SIZE, MAX_CONTROL_BODY, PROTOCOL_VERSION } from "./constants.js";
 import { PosternError } from "../errors/catalogue.js";
+import { FIELD_VALUE, TOKEN } from "../http/headers.js";
 
 /**
  * msgpack bodies of HELLO, SETTINGS, OPEN and RESPONSE frames, and their validation. Decoded
@@ -77,10 +78,8 @@ export interface Hello {
   readonly ext: Readonly<Record<string, unknown>>;
 }
 
-// Bytes that must never reach an HTTP peer inside a header (smuggling, splitting).
-const BAD_HEADER_VALUE = /[\r\n\0]/;
-// RFC 9110 token.
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// A request target never holds controls or spaces (smuggling, request splitting).
+const BAD_TARGET = /[\x00-\x20\x7f]/;
 
 function protocolError(message: string): PosternError {
   return new PosternError("POSTERN_PROTOCOL", message);
@@ -105,7 +104,7 @@ function checkHeaders(value: unknown, what: string): HeaderList {
     const name = value[i];
     const val = value[i + 1];
     if (typeof name !== "string" || !TOKEN.test(name)) throw protocolError(`${what}: invalid header name`);
-    if (typeof val !== "string" || BAD_HEADER_VALUE.test(val)) throw protocolError(`${what}: invalid value for header ${name}`);
+    if (typeof val !== "string" || !FIELD_VALUE.test(val)) throw protocolError(`${what}: invalid value for header ${name}`);
   }
   return value as HeaderList;
 }
@@ -151,7 +150,7 @@ export function encodeRequestHead(head: RequestHead): Buffer {
 export function decodeRequestHead(bytes: Uint8Array): RequestHead {
   const m = decodeBody(bytes, "request head");
   if (typeof m.method !== "string" || !TOKEN.test(m.method)) throw protocolError("request head: invalid method");
-  if (typeof m.target !== "string" || m.target.length === 0 || BAD_HEADER_VALUE.test(m.target)) {
+  if (typeof m.target !== "string" || m.target.length === 0 || BAD_TARGET.test(m.target)) {
     throw protocolError("request head: invalid target");
   }
   const headers = checkHeaders(m.headers, "request head");

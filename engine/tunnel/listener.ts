@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import type { MuxConfigInput } from "../mux/config.js";
 import type { SessionOptions } from "../mux/session.js";
-import { attachTunnel } from "../mux/uws-transport.js";
+import { attachTunnel } from "./uws-transport.js";
 import { TUNNEL_PROOF_AUDIENCE, tunnelChallenge, verifyIdentityProof, type PeerIdentity } from "../identity/proof.js";
 import { listen, uws, type Listening } from "../uws/index.js";
 import type { ConnectorRegistry } from "./registry.js";

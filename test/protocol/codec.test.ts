@@ -101,6 +101,22 @@ describe("frame codec", () => {
     expect(() => decodeResponseHead(encodeResponseHead({ status: 42, headers: [] }))).toThrow(/status/);
     expect(() => decodeResponseHead(Buffer.from([0xc1]))).toThrow(expect.objectContaining({ code: "POSTERN_PROTOCOL" }));
   });
+
+  it("carries the stream-open record typed, and refuses one with a field of the wrong type", () => {
+    const ext = { app: "Wiki", tenant: "default", requestId: "r-1", timeoutMs: 85_000, body: true, length: 12, upgrade: false };
+    const head = { method: "POST", target: "/wiki/", headers: ["host", "wiki"], ext };
+    expect(decodeRequestHead(encodeRequestHead(head))).toEqual(head);
+    const { length: _length, upgrade: _upgrade, ...minimal } = ext;
+    expect(decodeRequestHead(encodeRequestHead({ ...head, ext: minimal })).ext).toEqual(minimal);
+    const bad = (patch: Record<string, unknown>) => () => decodeRequestHead(encodeRequestHead({ ...head, ext: { ...ext, ...patch } as never }));
+    expect(bad({ app: 7 })).toThrow(/ext\.app must be a string/);
+    expect(bad({ app: "x".repeat(300) })).toThrow(/ext\.app must be a string of at most 256/);
+    expect(bad({ timeoutMs: -1 })).toThrow(/ext\.timeoutMs must be an integer >= 0/);
+    expect(bad({ length: 1.5 })).toThrow(/ext\.length/);
+    expect(bad({ body: "yes" })).toThrow(/ext\.body must be a boolean/);
+    expect(bad({ upgrade: 1 })).toThrow(expect.objectContaining({ code: "POSTERN_PROTOCOL" }));
+    expect(() => decodeRequestHead(encodeRequestHead({ ...head, ext: [] as never }))).toThrow(/ext must be a map/);
+  });
 });
 
 describe("decoder under random input (fast-check)", () => {

@@ -1,7 +1,7 @@
 import { PosternError } from "../errors/catalogue.js";
 import { uws, type TemplatedApp, type WebSocket } from "../uws/index.js";
-import { Session, type SessionOptions } from "./session.js";
-import { closeError, type Transport, type TransportHandlers } from "./transport.js";
+import { Session, type SessionOptions } from "../mux/session.js";
+import { closeError, type Transport, type TransportHandlers } from "../mux/transport.js";
 
 export interface TunnelListenerOptions {
   /** URL path of the tunnel endpoint. */
