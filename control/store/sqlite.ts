@@ -4,7 +4,7 @@
  * crash mid-transaction leaves the previous state. Schema changes are numbered migrations
  * tracked in `PRAGMA user_version`.
  */
-import Database from "better-sqlite3";
+import Database, { type Statement } from "better-sqlite3";
 import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { AppSettings } from "../contract/apps.js";
@@ -28,6 +28,9 @@ import {
 import { PosternError } from "../../engine/errors/catalogue.js";
 
 /** Each entry moves the schema from version i to i+1; never edit a shipped one. */
+/** Prepared statements kept per store (distinct SQL texts). */
+const MAX_STATEMENTS = 256;
+
 const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE config_state (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
@@ -115,19 +118,35 @@ class SqliteStore implements Store {
     let version = 0;
     const result = this.#db.transaction(() => {
       const out = fn();
-      version = (this.#db.prepare("UPDATE config_state SET version = version + 1 WHERE id = 1 RETURNING version").get() as { version: number }).version;
+      version = (this.#stmt("UPDATE config_state SET version = version + 1 WHERE id = 1 RETURNING version").get() as { version: number }).version;
       return out;
     })();
     this.#events.emit("change", version);
     return result;
   }
 
+  /**
+   * Prepared once per SQL text and reused: preparing costs more than most queries here. The
+   * texts are the code's own (a few filter combinations of the log queries), bounded anyway.
+   */
+  #stmt(sql: string): Statement {
+    let stmt = this.#statements.get(sql);
+    if (stmt === undefined) {
+      if (this.#statements.size >= MAX_STATEMENTS) this.#statements.delete(this.#statements.keys().next().value!);
+      stmt = this.#db.prepare(sql);
+      this.#statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  readonly #statements = new Map<string, Statement>();
+
   #all(sql: string, ...params: unknown[]): Row[] {
-    return this.#db.prepare(sql).all(...params) as Row[];
+    return this.#stmt(sql).all(...params) as Row[];
   }
 
   #get(sql: string, ...params: unknown[]): Row | undefined {
-    return this.#db.prepare(sql).get(...params) as Row | undefined;
+    return this.#stmt(sql).get(...params) as Row | undefined;
   }
 
   async close(): Promise<void> {
@@ -147,7 +166,7 @@ class SqliteStore implements Store {
   async ensureTenant(tenant: Tenant): Promise<Tenant> {
     const existing = await this.getTenant(tenant.id);
     if (existing) return existing;
-    this.#change(() => this.#db.prepare("INSERT INTO tenants VALUES (?, ?, ?)").run(tenant.id, tenant.name, tenant.domainSuffix));
+    this.#change(() => this.#stmt("INSERT INTO tenants VALUES (?, ?, ?)").run(tenant.id, tenant.name, tenant.domainSuffix));
     return tenant;
   }
 
@@ -176,12 +195,12 @@ class SqliteStore implements Store {
     try {
       this.#change(() => {
         if (replacing !== undefined) {
-          const info = this.#db.prepare(
+          const info = this.#stmt(
             "UPDATE apps SET name = ?, internal_url = ?, external_url = ?, settings = ?, certificate = ?, updated_at = ? WHERE tenant_id = ? AND name = ?",
           ).run(settings.name, settings.internalUrl, settings.externalUrl, JSON.stringify(settings), cert, now, tenantId, replacing);
           if (info.changes === 0) throw new StoreConflict("name", `no app named "${replacing}"`);
         } else {
-          this.#db.prepare("INSERT INTO apps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)").run(
+          this.#stmt("INSERT INTO apps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)").run(
             randomUUID(), tenantId, settings.name, settings.internalUrl, settings.externalUrl, JSON.stringify(settings), cert, now, now);
         }
       });
@@ -193,7 +212,7 @@ class SqliteStore implements Store {
 
   async deleteApp(tenantId: string, name: string): Promise<boolean> {
     if (!this.#get("SELECT 1 FROM apps WHERE tenant_id = ? AND name = ?", tenantId, name)) return false;
-    this.#change(() => this.#db.prepare("DELETE FROM apps WHERE tenant_id = ? AND name = ?").run(tenantId, name));
+    this.#change(() => this.#stmt("DELETE FROM apps WHERE tenant_id = ? AND name = ?").run(tenantId, name));
     return true;
   }
 
@@ -205,7 +224,7 @@ class SqliteStore implements Store {
   async addConnectorGroup(tenantId: string, name: string): Promise<ConnectorGroup> {
     const group = { id: randomUUID(), tenantId, name };
     try {
-      this.#change(() => this.#db.prepare("INSERT INTO connector_groups VALUES (?, ?, ?)").run(group.id, tenantId, name));
+      this.#change(() => this.#stmt("INSERT INTO connector_groups VALUES (?, ?, ?)").run(group.id, tenantId, name));
     } catch (err) {
       throw conflictFrom(err);
     }
@@ -214,12 +233,12 @@ class SqliteStore implements Store {
 
   async removeConnectorGroup(tenantId: string, name: string): Promise<boolean> {
     if (!this.#get("SELECT 1 FROM connector_groups WHERE tenant_id = ? AND name = ?", tenantId, name)) return false;
-    this.#change(() => this.#db.prepare("DELETE FROM connector_groups WHERE tenant_id = ? AND name = ?").run(tenantId, name));
+    this.#change(() => this.#stmt("DELETE FROM connector_groups WHERE tenant_id = ? AND name = ?").run(tenantId, name));
     return true;
   }
 
   async addConnector(c: Connector): Promise<void> {
-    this.#change(() => this.#db.prepare("INSERT INTO connectors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").run(
+    this.#change(() => this.#stmt("INSERT INTO connectors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").run(
       c.id, c.tenantId, c.group, c.hostName, c.version, c.certSerial, c.certFingerprint, c.certNotBefore, c.certNotAfter, c.lastSeen, c.status, c.createdAt));
   }
 
@@ -240,24 +259,24 @@ class SqliteStore implements Store {
     };
     const sets = Object.entries(patch).filter(([, v]) => v !== undefined);
     if (sets.length > 0) {
-      this.#change(() => this.#db.prepare(`UPDATE connectors SET ${sets.map(([k]) => `${columns[k]} = ?`).join(", ")} WHERE id = ?`)
+      this.#change(() => this.#stmt(`UPDATE connectors SET ${sets.map(([k]) => `${columns[k]} = ?`).join(", ")} WHERE id = ?`)
         .run(...sets.map(([, v]) => v), id));
     }
     return this.getConnector(id);
   }
 
   async touchConnector(id: string, at: string, version?: string): Promise<void> {
-    this.#db.prepare("UPDATE connectors SET last_seen = ?, version = coalesce(?, version) WHERE id = ?").run(at, version ?? null, id);
+    this.#stmt("UPDATE connectors SET last_seen = ?, version = coalesce(?, version) WHERE id = ?").run(at, version ?? null, id);
   }
 
   async deleteConnector(id: string): Promise<boolean> {
     if (!this.#get("SELECT 1 FROM connectors WHERE id = ?", id)) return false;
-    this.#change(() => this.#db.prepare("DELETE FROM connectors WHERE id = ?").run(id));
+    this.#change(() => this.#stmt("DELETE FROM connectors WHERE id = ?").run(id));
     return true;
   }
 
   async recordCertificate(c: IssuedCertificate): Promise<void> {
-    this.#change(() => this.#db.prepare("INSERT INTO certificates VALUES (?, ?, ?, ?, ?, ?, ?)").run(
+    this.#change(() => this.#stmt("INSERT INTO certificates VALUES (?, ?, ?, ?, ?, ?, ?)").run(
       c.serial, c.kind, c.subjectId, c.fingerprint, c.notBefore, c.notAfter, c.revokedAt));
   }
 
@@ -272,16 +291,16 @@ class SqliteStore implements Store {
   }
 
   async revokeCertificates(subjectId: string, at: string): Promise<number> {
-    return this.#change(() => this.#db.prepare("UPDATE certificates SET revoked_at = ? WHERE subject_id = ? AND revoked_at IS NULL").run(at, subjectId).changes);
+    return this.#change(() => this.#stmt("UPDATE certificates SET revoked_at = ? WHERE subject_id = ? AND revoked_at IS NULL").run(at, subjectId).changes);
   }
 
   async upsertEngine(e: Engine): Promise<void> {
     const row = this.#get("SELECT tunnel_url FROM engines WHERE id = ?", e.id);
     if (row && row.tunnel_url === e.tunnelUrl) {
-      this.#db.prepare("UPDATE engines SET last_seen = ? WHERE id = ?").run(e.lastSeen, e.id);
+      this.#stmt("UPDATE engines SET last_seen = ? WHERE id = ?").run(e.lastSeen, e.id);
       return;
     }
-    this.#change(() => this.#db.prepare("INSERT INTO engines VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET tunnel_url = excluded.tunnel_url, last_seen = excluded.last_seen")
+    this.#change(() => this.#stmt("INSERT INTO engines VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET tunnel_url = excluded.tunnel_url, last_seen = excluded.last_seen")
       .run(e.id, e.tunnelUrl, e.lastSeen));
   }
 
@@ -291,7 +310,7 @@ class SqliteStore implements Store {
 
   async addUser(u: User): Promise<void> {
     try {
-      this.#change(() => this.#db.prepare("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)").run(
+      this.#change(() => this.#stmt("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)").run(
         u.id, u.tenantId, u.username, u.displayName, u.email, u.passwordHash, u.totpSealed, JSON.stringify(u.roles), u.disabled ? 1 : 0));
     } catch (err) {
       throw conflictFrom(err);
@@ -319,7 +338,7 @@ class SqliteStore implements Store {
     };
     const sets = Object.entries(patch).filter(([, v]) => v !== undefined);
     if (sets.length > 0) {
-      this.#change(() => this.#db.prepare(`UPDATE users SET ${sets.map(([k]) => `${columns[k]![0]} = ?`).join(", ")} WHERE id = ?`)
+      this.#change(() => this.#stmt(`UPDATE users SET ${sets.map(([k]) => `${columns[k]![0]} = ?`).join(", ")} WHERE id = ?`)
         .run(...sets.map(([k, v]) => columns[k]![1](v)), id));
     }
     return this.getUser(id);
@@ -327,7 +346,7 @@ class SqliteStore implements Store {
 
   async addGroup(g: Group): Promise<void> {
     try {
-      this.#change(() => this.#db.prepare("INSERT INTO groups VALUES (?, ?, ?, ?)").run(g.id, g.tenantId, g.name, JSON.stringify(g.members)));
+      this.#change(() => this.#stmt("INSERT INTO groups VALUES (?, ?, ?, ?)").run(g.id, g.tenantId, g.name, JSON.stringify(g.members)));
     } catch (err) {
       throw conflictFrom(err);
     }
@@ -341,7 +360,7 @@ class SqliteStore implements Store {
 
   async removeGroup(tenantId: string, name: string): Promise<boolean> {
     if (!this.#get("SELECT 1 FROM groups WHERE tenant_id = ? AND name = ?", tenantId, name)) return false;
-    this.#change(() => this.#db.prepare("DELETE FROM groups WHERE tenant_id = ? AND name = ?").run(tenantId, name));
+    this.#change(() => this.#stmt("DELETE FROM groups WHERE tenant_id = ? AND name = ?").run(tenantId, name));
     return true;
   }
 
@@ -351,7 +370,7 @@ class SqliteStore implements Store {
   }
 
   async putCa(tenantId: string, certPem: string, keySealed: Buffer): Promise<void> {
-    this.#change(() => this.#db.prepare("INSERT INTO ca VALUES (?, ?, ?)").run(tenantId, certPem, keySealed));
+    this.#change(() => this.#stmt("INSERT INTO ca VALUES (?, ?, ?)").run(tenantId, certPem, keySealed));
   }
 
   async getSecret(name: string): Promise<Buffer | null> {
@@ -359,18 +378,18 @@ class SqliteStore implements Store {
   }
 
   async putSecret(name: string, sealed: Buffer, options: { feedChange?: boolean } = {}): Promise<void> {
-    const put = () => this.#db.prepare("INSERT INTO secrets VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed").run(name, sealed);
+    const put = () => this.#stmt("INSERT INTO secrets VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed").run(name, sealed);
     if (options.feedChange) this.#change(put);
     else put();
   }
 
   async deleteSecret(name: string, options: { feedChange?: boolean } = {}): Promise<boolean> {
-    const drop = () => this.#db.prepare("DELETE FROM secrets WHERE name = ?").run(name).changes > 0;
+    const drop = () => this.#stmt("DELETE FROM secrets WHERE name = ?").run(name).changes > 0;
     return options.feedChange ? this.#change(drop) : drop();
   }
 
   async appendAudit(e: Omit<AuditEntry, "id">): Promise<void> {
-    this.#db.prepare("INSERT INTO audit (at, tenant_id, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
+    this.#stmt("INSERT INTO audit (at, tenant_id, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
       .run(e.at, e.tenantId, e.actor, e.action, e.target, e.outcome, JSON.stringify(e.detail));
   }
 
@@ -383,7 +402,7 @@ class SqliteStore implements Store {
   }
 
   async appendSignIn(e: Omit<SignIn, "id">): Promise<void> {
-    this.#db.prepare("INSERT INTO signins (at, tenant_id, username, outcome, reason, client, app, client_ip, transaction_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    this.#stmt("INSERT INTO signins (at, tenant_id, username, outcome, reason, client, app, client_ip, transaction_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .run(e.at, e.tenantId, e.username, e.outcome, e.reason, e.client, e.app ?? "", e.clientIp ?? "", e.transactionId ?? "");
   }
 
@@ -397,7 +416,7 @@ class SqliteStore implements Store {
   }
 
   async addProbe(probe: { id: string; tenantId: string; app: string; group: string; createdAt: string }): Promise<void> {
-    this.#change(() => this.#db.prepare("INSERT INTO probes (id, tenant_id, app, group_name, created_at) VALUES (?, ?, ?, ?, ?)")
+    this.#change(() => this.#stmt("INSERT INTO probes (id, tenant_id, app, group_name, created_at) VALUES (?, ?, ?, ?, ?)")
       .run(probe.id, probe.tenantId, probe.app, probe.group, probe.createdAt));
   }
 
@@ -408,7 +427,7 @@ class SqliteStore implements Store {
 
   async completeProbe(id: string, connectorId: string, result: unknown): Promise<boolean> {
     // The first connector to answer wins; later answers are ignored.
-    return this.#db.prepare("UPDATE probes SET connector_id = ?, result = ? WHERE id = ? AND result IS NULL").run(connectorId, JSON.stringify(result), id).changes === 1;
+    return this.#stmt("UPDATE probes SET connector_id = ?, result = ? WHERE id = ? AND result IS NULL").run(connectorId, JSON.stringify(result), id).changes === 1;
   }
 
   async getProbe(id: string): Promise<{ connectorId: string | null; result: unknown } | null> {
@@ -417,7 +436,7 @@ class SqliteStore implements Store {
   }
 
   async oidcUpsert(model: string, id: string, record: OidcRecord, index: { grantId?: string; userCode?: string; uid?: string }): Promise<void> {
-    this.#db.prepare("INSERT INTO oidc VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, id) DO UPDATE SET payload = excluded.payload, expires_at = excluded.expires_at, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid")
+    this.#stmt("INSERT INTO oidc VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, id) DO UPDATE SET payload = excluded.payload, expires_at = excluded.expires_at, grant_id = excluded.grant_id, user_code = excluded.user_code, uid = excluded.uid")
       .run(model, id, JSON.stringify(record.payload), record.expiresAt, index.grantId ?? null, index.userCode ?? null, index.uid ?? null);
   }
 
@@ -428,15 +447,15 @@ class SqliteStore implements Store {
   }
 
   async oidcDestroy(model: string, id: string): Promise<void> {
-    this.#db.prepare("DELETE FROM oidc WHERE model = ? AND id = ?").run(model, id);
+    this.#stmt("DELETE FROM oidc WHERE model = ? AND id = ?").run(model, id);
   }
 
   async oidcRevokeByGrantId(grantId: string): Promise<void> {
-    this.#db.prepare("DELETE FROM oidc WHERE grant_id = ?").run(grantId);
+    this.#stmt("DELETE FROM oidc WHERE grant_id = ?").run(grantId);
   }
 
   async oidcConsume(model: string, id: string, at: number): Promise<void> {
-    this.#db.prepare("UPDATE oidc SET payload = json_set(payload, '$.consumed', ?) WHERE model = ? AND id = ?").run(at, model, id);
+    this.#stmt("UPDATE oidc SET payload = json_set(payload, '$.consumed', ?) WHERE model = ? AND id = ?").run(at, model, id);
   }
 }
 

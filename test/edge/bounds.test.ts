@@ -1,6 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Backoff } from "../../control/client/backoff.js";
-import { DeadlineWheel } from "../../engine/limits/deadlines.js";
 import { api } from "../fixtures/control.js";
 import { until } from "../fixtures/lifecycle.js";
 import { edgeRequest, startBackend, startRig, type Backend, type Rig } from "../fixtures/datapath.js";
@@ -76,45 +74,5 @@ describe("bounded resources at the edge", () => {
     const none = await edgeRequest(rig, lonely.host, "/");
     expect(none.status).toBe(503);
     expect(none.text).toMatch(/No connector in this application's connector group is connected/);
-  });
-});
-
-describe("reconnect backoff", () => {
-  it("grows exponentially with full jitter up to its cap, and starts over after a reset", () => {
-    const low = new Backoff({ initialMs: 500, maxMs: 30_000, random: () => 0 });
-    const high = new Backoff({ initialMs: 500, maxMs: 30_000, random: () => 0.999 });
-    const lows = Array.from({ length: 10 }, () => low.next());
-    const highs = Array.from({ length: 10 }, () => high.next());
-    expect(lows.slice(0, 4)).toEqual([250, 500, 1000, 2000]);
-    expect(highs.slice(0, 3).map((ms, i) => ms / [500, 1000, 2000][i]!)).toEqual([expect.closeTo(1, 2), expect.closeTo(1, 2), expect.closeTo(1, 2)]);
-    expect(Math.max(...highs)).toBeLessThanOrEqual(30_000);
-    expect(highs.at(-1)).toBeGreaterThan(29_000);
-    low.reset();
-    expect(low.next()).toBe(250);
-    const spread = new Set(Array.from({ length: 50 }, () => new Backoff({ initialMs: 1000 }).next()));
-    expect(spread.size).toBeGreaterThan(40); // jitter: a fleet does not come back in lockstep
-  });
-});
-
-describe("deadline wheel", () => {
-  it("fires each deadline once, within one tick after it is due, and never a cleared one", async () => {
-    let now = 1_000;
-    const wheel = new DeadlineWheel(100, () => now);
-    const fired: string[] = [];
-    const a = wheel.set(() => fired.push("a"), 250);
-    wheel.set(() => fired.push("b"), 50);
-    const c = wheel.set(() => fired.push("c"), 250);
-    wheel.clear(c);
-    wheel.clear(c); // twice is harmless
-    now += 120;
-    await new Promise((r) => setTimeout(r, 150));
-    expect(fired).toEqual(["b"]);
-    now += 200;
-    await new Promise((r) => setTimeout(r, 150));
-    expect(fired).toEqual(["b", "a"]);
-    wheel.clear(a); // after firing: no effect
-    now += 1000;
-    await new Promise((r) => setTimeout(r, 150));
-    expect(fired).toEqual(["b", "a"]);
   });
 });

@@ -1,12 +1,12 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { codeOfStatus, codeOfWire, ERRORS, httpStatusOf, isErrorCode, pageOf, PosternError, wireCodeOf, type ErrorCode } from "../engine/errors/catalogue.js";
-import { errorPage } from "../engine/edge/pages.js";
-import { WireError } from "../engine/protocol/constants.js";
+import { codeOfStatus, codeOfWire, ERRORS, httpStatusOf, isErrorCode, pageOf, PosternError, wireCodeOf, type ErrorCode } from "../../engine/errors/catalogue.js";
+import { errorPage } from "../../engine/edge/pages.js";
+import { WireError } from "../../engine/protocol/constants.js";
 
 // docs/errors.md and the catalogue must list the same codes with the same retryability and text.
 describe("error catalogue", () => {
-  const doc = readFileSync(new URL("../docs/errors.md", import.meta.url), "utf8");
+  const doc = readFileSync(new URL("../../docs/errors.md", import.meta.url), "utf8");
   const rows = new Map(
     [...doc.matchAll(/^\| `([A-Z_]+)` \| (yes|no) \| (\d{3}|-) \| (.+) \|$/gm)].map((m) => [
       m[1]!,

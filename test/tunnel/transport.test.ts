@@ -10,8 +10,8 @@ import { connectTransport, dialTunnel } from "../../connector/transport.js";
 import { makeTestPki } from "../fixtures/certs.js";
 import { startTunnelRig, type TunnelRig } from "../fixtures/tunnel-rig.js";
 import type { MuxConfigInput } from "../../engine/mux/config.js";
-import { runSessionContract } from "./contract.js";
-import { RawPeer, collect } from "./helpers.js";
+import { runSessionContract } from "../mux/contract.js";
+import { RawPeer, collect } from "../mux/helpers.js";
 
 let contractRig: Promise<TunnelRig> | null = null;
 /** One plain-WebSocket rig for the contract suite, started on first use. */
