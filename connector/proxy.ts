@@ -14,20 +14,14 @@ import { wireCodeOf, type ErrorCode } from "../engine/errors/catalogue.js";
 import { WireError } from "../engine/protocol/constants.js";
 import type { ConnectorConfig } from "../control/contract/feed.js";
 import type { ConnectorSettings } from "./settings.js";
-import { relayWebSocket } from "./websocket.js";
+import { relayUpgrade } from "./upgrade.js";
+import { HOP_BY_HOP, isEndToEnd, isValidField } from "../engine/http/headers.js";
+import { staysUnder } from "../engine/http/paths.js";
 
 type PublishedApp = ConnectorConfig["apps"][number];
 
-/** Never sent to a backend: the connector writes its own framing. Names arrive lower-case from the engine. */
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "proxy-authorization", "proxy-authenticate", "content-length"]);
-/** Not passed back to the engine: uWS frames the user's response itself. */
-const RESPONSE_HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "trailer", "upgrade", "te"]);
-/** Dot segments (plain or encoded), backslashes, encoded slashes: a path that could climb out of its prefix. */
-const UNSAFE_PATH = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)|\\|%5c|%2f/i;
-/** Control characters, spaces or a fragment: never in an origin-form target. */
-const CONTROL = /[\x00-\x20\x7f#]/;
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** Not sent to a backend beside the hop-by-hop ones: the edge answered the expectation itself. */
+const EDGE_ONLY = new Set(["expect"]);
 
 export interface ProxyOptions {
   readonly config: () => ConnectorConfig | null;
@@ -56,11 +50,7 @@ export class BackendProxy {
     const target = head.target;
     // Only the published origin, and only under its published path: the target must be a
     // plain path under the prefix that cannot climb out of it once a backend resolves it.
-    const q = target.indexOf("?");
-    const path = q < 0 ? target : target.slice(0, q);
-    if (!target.startsWith(entry.pathname) || target.startsWith("//") || UNSAFE_PATH.test(path) || CONTROL.test(target)) {
-      return { refused: `${target} is outside ${entry.app.internalUrl}` };
-    }
+    if (!staysUnder(target, entry.pathname)) return { refused: `${target} is outside ${entry.app.internalUrl}` };
     return { app: entry.app, origin: entry.origin, target };
   }
 
@@ -82,17 +72,17 @@ export class BackendProxy {
   handle(stream: Stream): void {
     const resolved = this.resolve(stream);
     if ("refused" in resolved) {
-      this.options.logger.warn({ target: stream.requestHead.target, reason: resolved.refused }, "request refused");
+      this.options.logger.warn({ requestId: stream.requestHead.ext?.requestId, target: stream.requestHead.target, reason: resolved.refused }, "request refused");
       stream.reset(wireCodeOf("POSTERN_TARGET_FORBIDDEN"));
       return;
     }
     // resolve() found the app by the stream-open record, so it is there.
     const ext = stream.requestHead.ext!;
+    const timeoutMs = Math.min(ext.timeoutMs, resolved.app.backendTimeoutMs);
     if (ext.upgrade === true) {
-      relayWebSocket(stream, new URL(resolved.target, resolved.origin), resolved.app, this.options.logger);
+      relayUpgrade(stream, new URL(resolved.target, resolved.origin), resolved.app, timeoutMs, this.options.logger);
       return;
     }
-    const timeoutMs = Math.min(ext.timeoutMs, resolved.app.backendTimeoutMs);
     this.#forward(stream, resolved.app, resolved.origin, resolved.target, timeoutMs, ext.body, ext.length);
   }
 
@@ -106,7 +96,8 @@ export class BackendProxy {
     const headers: string[] = [];
     for (let i = 0; i + 1 < head.headers.length; i += 2) {
       const name = head.headers[i]!;
-      if (!HOP_BY_HOP.has(name)) headers.push(name, head.headers[i + 1]!);
+      const lower = name.toLowerCase();
+      if (isEndToEnd(lower) && !EDGE_ONLY.has(lower)) headers.push(name, head.headers[i + 1]!);
     }
     let body: Readable | undefined;
     if (length !== undefined) headers.push("content-length", String(length));
@@ -139,10 +130,10 @@ export class BackendProxy {
         }
         const out: string[] = [];
         for (const [name, value] of Object.entries(responseHeaders)) {
-          if (RESPONSE_HOP_BY_HOP.has(name)) continue;
+          if (HOP_BY_HOP.has(name) || name === "transfer-encoding") continue;
           for (const v of Array.isArray(value) ? value : [value ?? ""]) {
             // An invalid header fails this one request, never the tunnel or the process.
-            if (!TOKEN.test(name) || !VALUE.test(v)) {
+            if (!isValidField(name, v)) {
               c.abort(new Error(`invalid response header ${JSON.stringify(name)}`));
               if (!stream.closed) stream.reset(wireCodeOf("POSTERN_BACKEND_INVALID"));
               return;
@@ -165,7 +156,7 @@ export class BackendProxy {
         if (stream.closed) return;
         const failure = responded ? "POSTERN_BACKEND_INVALID" : backendFailure(err);
         stream.reset(failure === undefined ? WireError.CANCEL : wireCodeOf(failure));
-        log.info({ url: origin + path, code: (err as { code?: string }).code, err: err.message }, "backend request failed");
+        log.info({ requestId: head.ext?.requestId, url: origin + path, code: (err as { code?: string }).code, err: err.message }, "backend request failed");
       },
     };
     (app.validateBackendTls ? this.#verified : this.#unverified).dispatch({

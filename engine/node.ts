@@ -120,6 +120,7 @@ export class EngineNode {
       limits: settings.limits,
       translate: settings.translate,
       auth: { dispatcher: idpDispatcher, signIns, pool: settings.authPool },
+      logger: log,
       ...(options.timers ? { timers: options.timers } : {}),
       ...(options.now ? { now: options.now } : {}),
     });

@@ -43,6 +43,12 @@ function ranges(list: readonly string[]): BlockList {
   return block;
 }
 
+/** Whether an address lies in one of the ranges (CIDR or single addresses); the list's matcher is built once. */
+export function inRanges(address: string, list: readonly string[]): boolean {
+  const type = isIPv4(address) ? "ipv4" : isIPv6(address) ? "ipv6" : undefined;
+  return type !== undefined && ranges(list).check(address, type);
+}
+
 /** Why `who` may not use the app now, or null. */
 export function denial(who: Identity, app: PolicySettings, clientAddress: string, nowS: number): Denial | null {
   if (who.exp <= nowS || nowS - who.authTime > app.policy.sessionLifetimeMinutes * 60) return "session_expired";
@@ -53,10 +59,7 @@ export function denial(who: Identity, app: PolicySettings, clientAddress: string
       || groups.some((g) => who.groups.some((mine) => mine.toLowerCase() === g.toLowerCase()));
     if (!assigned) return "not_assigned";
   }
-  if (app.policy.allowedIpRanges.length > 0) {
-    const type = isIPv4(clientAddress) ? "ipv4" : isIPv6(clientAddress) ? "ipv6" : undefined;
-    if (!type || !ranges(app.policy.allowedIpRanges).check(clientAddress, type)) return "location_not_allowed";
-  }
+  if (app.policy.allowedIpRanges.length > 0 && !inRanges(clientAddress, app.policy.allowedIpRanges)) return "location_not_allowed";
   if (app.policy.requireMfa && !who.amr.includes("mfa")) return "mfa_required";
   return null;
 }

@@ -1,30 +1,32 @@
 /**
- * One user request through the engine: checks framing and limits, routes, throttles, picks a
+ * One user request through the engine: routes, throttles, pre-authenticates, picks a
  * connector, and streams the request and the response through a tunnel stream with
- * backpressure at every hop (uWS pause/resume and onWritable at the edge, mux windows in the
- * tunnel). The backend timeout (85 s / 180 s) runs here; the connector enforces it too.
+ * backpressure at every hop (the client's request paused while the stream is full, the stream
+ * paused while the client's socket is; mux windows in the tunnel). The backend timeout
+ * (85 s / 180 s) runs here; the connector enforces it too. Every request ends in one
+ * access-log line.
  */
 import { randomUUID } from "node:crypto";
-import type { Session } from "../mux/session.js";
-import type { Stream } from "../mux/stream.js";
-import { WireError } from "../protocol/constants.js";
-import { codeOfWire, type ErrorCode, type PosternError } from "../errors/catalogue.js";
-import type { HttpRequest, HttpResponse } from "../uws/index.js";
+import type { ServerResponse } from "node:http";
+import { constants as h2, type Http2ServerResponse } from "node:http2";
+import type { Logger } from "pino";
+import { noIdentity, type AuthGate, type IdentityHeaders, type Verdict } from "../auth/gate.js";
+import { codeOfWire, httpStatusOf, type ErrorCode, type PosternError } from "../errors/catalogue.js";
 import type { EdgeLimits } from "../limits/config.js";
 import { DeadlineWheel, type Timers } from "../limits/deadlines.js";
 import type { Throttle } from "../limits/throttle.js";
-import type { ConnectorRegistry } from "../tunnel/registry.js";
-import { noIdentity, type AuthGate, type IdentityHeaders, type Verdict } from "../auth/gate.js";
+import type { Stream } from "../mux/stream.js";
+import { WireError } from "../protocol/constants.js";
+import type { LiveConnection, ConnectorRegistry } from "../tunnel/registry.js";
 import { TranslatePool, type TranslateLimitsInput } from "../workers/pool.js";
 import { BodyTranslation, translationPlan } from "../workers/translation.js";
 import { backendTarget, requestHeaders, responseHeaders } from "./headers.js";
-import { outside } from "./outside.js";
 import { errorPage, pageHeaders } from "./pages.js";
-import { STATUS_CODES } from "node:http";
-import { normalisePath } from "../http/paths.js";
+import { readRequest, type EdgeIncoming, type EdgeRequest } from "./request.js";
 import type { EdgeApp, Route, RouteTable } from "./routes.js";
 
 export type { Timers };
+export type EdgeResponse = ServerResponse | Http2ServerResponse;
 
 /** The process's deadlines for requests (one wheel for all of them). */
 export const realTimers: Timers = new DeadlineWheel();
@@ -36,6 +38,8 @@ export interface EdgeState {
   readonly throttle: Throttle;
   readonly limits: EdgeLimits;
   readonly timers: Timers;
+  /** Where each request's access-log line goes. */
+  readonly log: Logger;
   inflight: number;
   /** Requests waiting for a free stream, oldest first (bounded by limits.maxQueued). */
   readonly queue: QueuedRequest[];
@@ -56,111 +60,92 @@ interface QueuedRequest {
   cancel(): void;
 }
 
-/** A parsed, checked request: everything read from uWS's `req` before it goes away. */
-export interface EdgeRequest {
-  readonly requestId: string;
-  readonly method: string;
-  readonly path: string;
-  readonly query: string;
-  readonly host: string;
-  readonly headers: [string, string][];
-  readonly clientAddress: string;
-  readonly scheme: "http" | "https";
-  readonly contentLength: number | undefined;
-  readonly chunked: boolean;
+const ROBOTS = "User-agent: *\nDisallow: /\n";
+
+/** One access-log line per request: what a support engineer needs to find it again. */
+export function logAccess(state: EdgeState, request: EdgeRequest | undefined, requestId: string, status: number, bytes: number, extra: { app?: string; connector?: string; error?: ErrorCode } = {}): void {
+  state.log.info({
+    requestId, app: extra.app, method: request?.method, path: request?.rawPath, status, bytes,
+    durationMs: request ? Math.round((performance.now() - request.startedAt) * 10) / 10 : 0,
+    connector: extra.connector, client: request?.clientAddress, ...(extra.error ? { error: extra.error } : {}),
+  }, "request");
 }
 
-const ROBOTS = "User-agent: *\nDisallow: /\n";
-const HEADER_VALUE_OK = /^[\t\x20-\x7e\x80-\xff]*$/;
+/**
+ * Where Postern's own whole responses go: a ServerResponse (HTTP/1.1 and HTTP/2), or the raw
+ * socket of an upgrade that was not switched.
+ */
+export interface PageWriter {
+  /** Writes status, headers and body; `close` ends the connection after it (unread body, refusal). Returns body bytes. */
+  page(status: number, headers: readonly (readonly [string, string])[], body: string, close: boolean): number;
+  /** The client is gone, or an answer was already written. */
+  gone(): boolean;
+}
 
-/** Reads and checks a request; returns the request or the error to answer with. */
-export function readRequest(state: EdgeState, res: HttpResponse, req: HttpRequest, scheme: "http" | "https"): EdgeRequest | ErrorCode {
-  const url = req.getUrl();
-  const query = req.getQuery() ?? "";
-  if (url.length + query.length + 1 > state.limits.maxUrlBytes) return "POSTERN_URI_TOO_LONG";
-  const headers: [string, string][] = [];
-  let bytes = 0;
-  let contentLength: number | undefined;
-  let lengths = 0;
-  let te: string | undefined;
-  let tes = 0;
-  let host = "";
-  let bad = false;
-  req.forEach((name, value) => {
-    headers.push([name, value]);
-    bytes += name.length + value.length + 4;
-    if (!HEADER_VALUE_OK.test(value)) bad = true;
-    if (name === "content-length") {
-      lengths++;
-      if (!/^\d{1,15}$/.test(value)) bad = true;
-      else contentLength = Number(value);
-    } else if (name === "transfer-encoding") {
-      tes++;
-      te = value;
-    } else if (name === "host") {
-      host = value;
-    }
-  });
-  if (headers.length > state.limits.maxHeaderCount || bytes > state.limits.maxHeaderBytes) return "POSTERN_HEADERS_TOO_LARGE";
-  // Framing is checked here, not trusted to the parser: uWS takes the first of two
-  // Content-Length headers and passes on Transfer-Encoding values other than "chunked".
-  if (bad || lengths > 1 || tes > 1 || (tes === 1 && lengths > 0)) return "POSTERN_BAD_REQUEST";
-  if (te !== undefined && te.trim().toLowerCase() !== "chunked") return "POSTERN_BAD_REQUEST";
-  if (host === "" || /[\s/\\@]/.test(host)) return "POSTERN_BAD_REQUEST";
-  const path = normalisePath(url);
-  if (!path.ok) return "POSTERN_BAD_REQUEST";
+export function pageWriter(res: EdgeResponse): PageWriter {
   return {
-    requestId: randomUUID(),
-    method: req.getMethod().toUpperCase(),
-    path: path.path,
-    query,
-    host,
-    headers,
-    clientAddress: peerAddress(res),
-    scheme,
-    contentLength,
-    chunked: te !== undefined,
+    page(status, headers, body, close) {
+      if (res.headersSent || res.writableEnded) return 0;
+      const out = headerRecord(headers);
+      const bytes = Buffer.byteLength(body);
+      out["content-length"] = String(bytes);
+      if (close && isHttp1(res)) out.connection = "close";
+      res.writeHead(status, out);
+      res.end(body);
+      return bytes;
+    },
+    gone: () => res.headersSent || res.writableEnded || res.destroyed,
   };
 }
 
-/** The TCP peer's address (never a header): IPv4 dotted, IPv4-mapped IPv6 as IPv4, else IPv6. */
-export function peerAddress(res: HttpResponse): string {
-  // The binary form and a little arithmetic cost far less than decoding uWS's text form per request.
-  const b = new Uint8Array(res.getRemoteAddress());
-  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  if (b.length !== 16) return "unknown";
-  if (b[10] === 0xff && b[11] === 0xff && b[0] === 0 && b[1] === 0 && b[2] === 0 && b[3] === 0 && b[4] === 0 && b[5] === 0 && b[6] === 0 && b[7] === 0 && b[8] === 0 && b[9] === 0) {
-    return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+/** A header list as the record writeHead takes; repeated names become arrays, in order. */
+export function headerRecord(headers: readonly (readonly [string, string])[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of headers) {
+    const cur = out[k];
+    out[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
   }
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((b[i]! << 8) | b[i + 1]!).toString(16));
-  return groups.join(":");
+  return out;
 }
 
-/** Answers with an error page (one place for every edge refusal). Call corked or outside handlers. */
-export function sendError(res: HttpResponse, kind: ErrorCode, requestId: string, extra: [string, string][] = [], close = false): void {
-  const page = errorPage(kind, requestId);
-  res.cork(() => {
-    res.writeStatus(`${page.status} ${STATUS_CODES[page.status] ?? "Error"}`).writeHeader("x-request-id", requestId);
-    for (const [k, v] of pageHeaders()) res.writeHeader(k, v);
-    for (const [k, v] of extra) res.writeHeader(k, v);
-    res.end(page.body, close);
-  });
+/** Answers with the page of a catalogue error (one place for every edge refusal). */
+export function sendError(state: EdgeState, to: PageWriter, request: EdgeRequest | undefined, code: ErrorCode, requestId: string, extra: [string, string][] = [], close = false, app?: string): void {
+  const page = errorPage(code, requestId);
+  const bytes = to.page(page.status, [...pageHeaders(), ...extra, ["x-request-id", requestId]], page.body, close);
+  logAccess(state, request, requestId, page.status, bytes, { error: code, ...(app ? { app } : {}) });
 }
 
-/** Where the request goes, or the refusal; shared by HTTP and WebSocket upgrades. */
-export function admit(state: EdgeState, request: EdgeRequest): { route: Route; session: Session | undefined } | { error: ErrorCode; retryAfterS?: number } {
+/** Both response kinds write the same way; their declared overloads just do not unify. */
+function writeBody(res: EdgeResponse, chunk: Buffer): boolean {
+  return (res as { write(chunk: Buffer): boolean }).write(chunk);
+}
+
+function isHttp1(res: EdgeResponse): res is ServerResponse {
+  return !("stream" in res);
+}
+
+/** Cuts a response that already started: the client must see it incomplete, never whole. */
+export function abortResponse(res: EdgeResponse): void {
+  if (isHttp1(res)) res.destroy();
+  else if (!res.stream.destroyed) res.stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+}
+
+/** Where the request goes, or the refusal; shared by requests and upgrades. */
+export function admit(state: EdgeState, request: EdgeRequest): { route: Route; live: LiveConnection | undefined } | { error: ErrorCode; retryAfterS?: number } {
   const route = state.routes.match(request.host, request.path);
   if (!route) return { error: "POSTERN_NO_ROUTE" };
+  // Decided on the canonical path, forwarded as sent: the two must agree on the app (a path
+  // parameter, an escape or a doubled slash before the prefix is refused, never re-routed).
+  if (!request.rawPath.startsWith(route.prefix) && `${request.rawPath}/` !== route.prefix) return { error: "POSTERN_BAD_REQUEST" };
   const app = route.app;
   if (app.maintenanceMode) return { error: "POSTERN_MAINTENANCE" };
   const wait = state.throttle.admit(app.tenantId, `${app.tenantId}/${app.name}`);
   if (wait > 0) return { error: "POSTERN_THROTTLED", retryAfterS: Math.max(1, Math.ceil(wait / 1000)) };
   if (state.inflight >= state.limits.maxInflight) return { error: "POSTERN_OVERLOADED" };
-  const session = pickSession(state.registry, app);
-  // No session: either the group has no connector (503), or all its streams are busy (the caller may queue).
-  if (!session && !groupConnected(state.registry, app)) return { error: "POSTERN_NO_CONNECTOR" };
-  return { route, session };
+  const live = pickConnection(state.registry, app);
+  // None: either the group has no connector (503), or all its streams are busy (the caller may queue).
+  if (!live && !groupConnected(state.registry, app)) return { error: "POSTERN_NO_CONNECTOR" };
+  return { route, live };
 }
 
 function groupConnected(registry: ConnectorRegistry, app: EdgeApp): boolean {
@@ -181,15 +166,15 @@ function release(state: EdgeState): void {
 }
 
 /** Least outstanding streams among healthy connections of the app's connector group. */
-export function pickSession(registry: ConnectorRegistry, app: EdgeApp, exclude?: Session): Session | undefined {
-  let best: Session | undefined;
+export function pickConnection(registry: ConnectorRegistry, app: EdgeApp, exclude?: LiveConnection): LiveConnection | undefined {
+  let best: LiveConnection | undefined;
   const group = app.connectorGroup.toLowerCase();
   for (const live of registry.connections()) {
     const entry = registry.entry(live.identity.id);
     if (!entry || entry.tenantId !== app.tenantId || entry.group.toLowerCase() !== group) continue;
     const s = live.session;
-    if (s === exclude || s.closed || s.draining || s.availableStreams <= 0) continue;
-    if (!best || s.activeStreams < best.activeStreams) best = s;
+    if (live === exclude || s.closed || s.draining || s.availableStreams <= 0) continue;
+    if (!best || s.activeStreams < best.session.activeStreams) best = live;
   }
   return best;
 }
@@ -203,111 +188,80 @@ function headerValue(headers: readonly string[], name: string): string | undefin
   return undefined;
 }
 
-/** The uWS handler for every HTTP request on a public listener. */
-export function handleHttp(state: EdgeState, res: HttpResponse, req: HttpRequest, scheme: "http" | "https"): void {
-  const request = readRequest(state, res, req, scheme);
+/** The handler for every request on a public listener (HTTP/1.1 and HTTP/2). */
+export function handleRequest(state: EdgeState, req: EdgeIncoming, res: EdgeResponse, scheme: "http" | "https", expectContinue = false): void {
+  const request = readRequest(state.limits, state.limits.trustedProxies, req, scheme);
+  const to = pageWriter(res);
+  if (request === "asterisk") {
+    // OPTIONS * asks about the server, not an app: answered here, never forwarded.
+    to.page(200, [], "", false);
+    return;
+  }
   if (typeof request === "string") {
-    sendError(res, request, randomUUID(), [], true);
+    sendError(state, to, undefined, request, randomUUID(), [], true);
+    return;
+  }
+  if (request.method === "CONNECT") {
+    sendError(state, to, request, "POSTERN_METHOD_NOT_ALLOWED", request.requestId, [], true);
     return;
   }
   if (request.path === "/robots.txt" && request.method === "GET") {
-    res.cork(() => res.writeStatus("200 OK").writeHeader("content-type", "text/plain").writeHeader("x-request-id", request.requestId).end(ROBOTS));
+    const bytes = to.page(200, [["content-type", "text/plain"], ["x-request-id", request.requestId]], ROBOTS, request.hasBody);
+    logAccess(state, request, request.requestId, 200, bytes);
     return;
   }
   const admitted = admit(state, request);
-  // An unread body makes the connection unusable for the next request: close it.
-  const unread = (request.contentLength ?? 0) > 0 || request.chunked;
   if ("error" in admitted) {
-    sendError(res, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : [], unread);
+    sendError(state, to, request, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : [], request.hasBody);
     return;
   }
   const { route } = admitted;
-  if (route.app.preAuthentication !== "oidc") {
-    forward(state, res, request, route, admitted.session, noIdentity(route.app));
-    return;
-  }
-  authorize(state, res, request, route, unread, (identity, body) => forward(state, res, request, route, body ? pickSession(state.registry, route.app) : admitted.session, identity, body));
+  const go = (identity: IdentityHeaders, live: LiveConnection | undefined) => {
+    if (expectContinue && !res.headersSent) res.writeContinue();
+    forward(state, req, res, request, route, live, identity);
+  };
+  if (route.app.preAuthentication !== "oidc") return go(noIdentity(route.app), admitted.live);
+  authorize(state, to, request, route, (identity, waited) => go(identity, waited ? pickConnection(state.registry, route.app) : admitted.live));
 }
 
 /**
  * Runs the pre-authentication gate, then `proceed` with the identity headers for the backend,
  * or answers (sign-in, 401, denied page). The gate answers at once from its caches; when it
- * has to wait (worker pool, IdP), the request body that arrives meanwhile is held (bounded).
+ * has to wait (worker pool, IdP), the request body waits unread in the socket (bounded by
+ * TCP's window and the stream's high-water mark).
  */
-export function authorize(state: EdgeState, res: HttpResponse, request: EdgeRequest, route: Route, unread: boolean, proceed: (identity: IdentityHeaders, body?: EarlyBody) => void): void {
-  if (!state.gate) {
-    sendError(res, "POSTERN_PREAUTH_UNAVAILABLE", request.requestId, [], unread);
-    return;
-  }
-  const settle = (verdict: Verdict, body?: EarlyBody) => {
-    if (verdict.kind === "pass") return proceed(verdict.headers, body);
-    res.cork(() => {
-      res.writeStatus(`${verdict.status} ${STATUS_CODES[verdict.status] ?? "Status"}`);
-      for (const [k, v] of verdict.headers) res.writeHeader(k, v);
-      res.writeHeader("x-request-id", request.requestId);
-      res.end(verdict.body, unread);
-    });
+export function authorize(state: EdgeState, to: PageWriter, request: EdgeRequest, route: Route, proceed: (identity: IdentityHeaders, waited: boolean) => void): void {
+  if (!state.gate) return sendError(state, to, request, "POSTERN_PREAUTH_UNAVAILABLE", request.requestId, [], request.hasBody, route.app.name);
+  const settle = (verdict: Verdict, waited: boolean) => {
+    if (verdict.kind === "pass") return proceed(verdict.headers, waited);
+    const bytes = to.page(verdict.status, [...verdict.headers, ["x-request-id", request.requestId]], verdict.body, request.hasBody);
+    logAccess(state, request, request.requestId, verdict.status, bytes, { app: route.app.name });
   };
   let verdict: Verdict | Promise<Verdict>;
   try {
     verdict = state.gate.check(request, route);
   } catch {
-    return sendError(res, "POSTERN_PREAUTH_UNAVAILABLE", request.requestId, [], unread);
+    return sendError(state, to, request, "POSTERN_PREAUTH_UNAVAILABLE", request.requestId, [], request.hasBody, route.app.name);
   }
-  if (!(verdict instanceof Promise)) return settle(verdict);
-  let aborted = false;
-  const body = unread ? new EarlyBody(res) : undefined;
-  res.onAborted(() => {
-    aborted = true;
-  });
+  if (!(verdict instanceof Promise)) return settle(verdict, false);
   verdict.then(
-    (v) => outside(() => !aborted && settle(v, body)),
-    () => outside(() => !aborted && sendError(res, "POSTERN_PREAUTH_UNAVAILABLE", request.requestId, [], unread)),
+    (v) => !to.gone() && settle(v, true),
+    () => !to.gone() && sendError(state, to, request, "POSTERN_PREAUTH_UNAVAILABLE", request.requestId, [], request.hasBody, route.app.name),
   );
 }
 
-/** A request body that started arriving before the request could be forwarded. */
-export class EarlyBody {
-  /** Held past this, reading from the client pauses until the body is taken. */
-  static readonly HOLD_BYTES = 64 * 1024;
-  #chunks: { chunk: Buffer; last: boolean }[] = [];
-  #held = 0;
-  #sink: ((chunk: Buffer, last: boolean) => void) | undefined;
-
-  constructor(private readonly res: HttpResponse) {
-    res.onData((ab, last) => {
-      // uWS reuses `ab` after this callback: copy.
-      const chunk = Buffer.from(ab.slice(0));
-      if (this.#sink) return this.#sink(chunk, last);
-      this.#chunks.push({ chunk, last });
-      this.#held += chunk.length;
-      if (this.#held > EarlyBody.HOLD_BYTES) res.pause();
-    });
-  }
-
-  /** Hands what arrived so far, and everything after, to `sink`. */
-  attach(sink: (chunk: Buffer, last: boolean) => void): void {
-    this.#sink = sink;
-    const held = this.#chunks;
-    this.#chunks = [];
-    for (const { chunk, last } of held) sink(chunk, last);
-    if (this.#held > EarlyBody.HOLD_BYTES) this.res.resume();
-    this.#held = 0;
-  }
-}
-
 /** Sends an admitted request on: a tunnel stream now, or a bounded wait for one. */
-function forward(state: EdgeState, res: HttpResponse, request: EdgeRequest, route: Route, first: Session | undefined, identity: IdentityHeaders, body?: EarlyBody): void {
-  const start = (session: Session | undefined): boolean => {
-    const stream = session ? openStream(state, request, route, session, identity) : undefined;
-    if (!stream) return false;
-    new ProxiedRequest(state, res, request, route, stream, body);
+function forward(state: EdgeState, req: EdgeIncoming, res: EdgeResponse, request: EdgeRequest, route: Route, first: LiveConnection | undefined, identity: IdentityHeaders): void {
+  const start = (live: LiveConnection | undefined): boolean => {
+    const opened = live ? openStream(state, request, route, live, identity) : undefined;
+    if (!opened) return false;
+    new ProxiedRequest(state, req, res, request, route, opened.stream, opened.live.identity.id);
     return true;
   };
   if (start(first)) return;
-  const hasBody = (request.contentLength ?? 0) > 0 || request.chunked;
-  if (hasBody || state.queue.length >= state.limits.maxQueued) {
-    sendError(res, first === undefined && !groupConnected(state.registry, route.app) ? "POSTERN_NO_CONNECTOR" : "POSTERN_OVERLOADED", request.requestId, [], hasBody);
+  if (request.hasBody || state.queue.length >= state.limits.maxQueued) {
+    const code = first === undefined && !groupConnected(state.registry, route.app) ? "POSTERN_NO_CONNECTOR" : "POSTERN_OVERLOADED";
+    sendError(state, pageWriter(res), request, code, request.requestId, [], request.hasBody, route.app.name);
     return;
   }
   // Every stream of the group is busy: wait (bounded) for one to free up.
@@ -315,11 +269,11 @@ function forward(state: EdgeState, res: HttpResponse, request: EdgeRequest, rout
   const entry: QueuedRequest = {
     retry: () => {
       if (done) return true;
-      const session = pickSession(state.registry, route.app);
-      if (!session) return false;
+      const live = pickConnection(state.registry, route.app);
+      if (!live) return false;
       done = true;
       state.timers.clear(timer);
-      if (!start(session)) sendError(res, "POSTERN_NO_CONNECTOR", request.requestId);
+      if (!start(live)) sendError(state, pageWriter(res), request, "POSTERN_NO_CONNECTOR", request.requestId, [], false, route.app.name);
       return true;
     },
     cancel: () => {
@@ -332,9 +286,9 @@ function forward(state: EdgeState, res: HttpResponse, request: EdgeRequest, rout
   const timer = state.timers.set(() => {
     if (done) return;
     entry.cancel();
-    sendError(res, "POSTERN_OVERLOADED", request.requestId);
+    sendError(state, pageWriter(res), request, "POSTERN_OVERLOADED", request.requestId, [], false, route.app.name);
   }, state.limits.maxQueueWaitMs);
-  res.onAborted(() => entry.cancel());
+  res.once("close", () => entry.cancel());
   state.queue.push(entry);
 }
 
@@ -342,108 +296,116 @@ function forward(state: EdgeState, res: HttpResponse, request: EdgeRequest, rout
  * Opens the tunnel stream, moving to another connection of the group when one refuses (at
  * its stream limit, or draining after GOAWAY): those refusals are safe to retry.
  */
-export function openStream(state: EdgeState, request: EdgeRequest, route: Route, first: Session, identity: IdentityHeaders, upgrade = false): Stream | undefined {
-  const hasBody = (request.contentLength ?? 0) > 0 || request.chunked;
+export function openStream(state: EdgeState, request: EdgeRequest, route: Route, first: LiveConnection, identity: IdentityHeaders, upgrade?: { readonly headers: readonly string[] }): { stream: Stream; live: LiveConnection } | undefined {
+  const tenantId = route.app.tenantId;
   const head = {
-    method: request.method,
-    target: backendTarget(route, request.path, request.query),
-    headers: requestHeaders(request.headers, { route, clientAddress: request.clientAddress, scheme: request.scheme, host: request.host, requestId: request.requestId, identity }),
+    method: upgrade ? "GET" : request.method,
+    target: backendTarget(route, request.rawPath, request.rawQuery),
+    headers: requestHeaders(upgrade?.headers ?? request.rawHeaders, {
+      route, tenantRoutes: state.routes.tenantRoutes(tenantId), tenantSsoNames: state.routes.tenantSsoNames(tenantId),
+      clientAddress: request.clientAddress, peerAddress: request.peerAddress, scheme: request.scheme, host: request.host,
+      requestId: request.requestId, identity, upgrade: upgrade !== undefined,
+    }),
     // `body` and `length` tell the connector how to frame the request body it writes afresh.
     ext: {
-      app: route.app.name, tenant: route.app.tenantId, requestId: request.requestId, timeoutMs: backendTimeoutMs(state, route.app),
-      body: hasBody, ...(request.contentLength !== undefined && hasBody ? { length: request.contentLength } : {}), ...(upgrade ? { upgrade } : {}),
+      app: route.app.name, tenant: tenantId, requestId: request.requestId, timeoutMs: backendTimeoutMs(state, route.app),
+      body: request.hasBody && !upgrade, ...(request.contentLength !== undefined && request.hasBody && !upgrade ? { length: request.contentLength } : {}),
+      ...(upgrade ? { upgrade: true } : {}),
     },
   };
-  let session: Session | undefined = first;
-  for (let attempt = 0; session && attempt < 3; attempt++) {
+  let live: LiveConnection | undefined = first;
+  for (let attempt = 0; live && attempt < 3; attempt++) {
     try {
-      return session.open(head, { end: !hasBody && !upgrade });
+      return { stream: live.session.open(head, { end: !head.ext.body && !upgrade }), live };
     } catch (err) {
       if (!(err as PosternError).retryable) return undefined;
-      session = pickSession(state.registry, route.app, session);
+      live = pickConnection(state.registry, route.app, live);
     }
   }
   return undefined;
 }
 
-/** The life of one proxied request; all uWS writes go through `outside` or happen in uWS callbacks. */
+/** The life of one proxied request. */
 class ProxiedRequest {
   readonly #stream: Stream;
-  #aborted = false;
-  #responded = false;
   #finished = false;
+  #responded = false;
   #timer: unknown;
   #bodyTimer: unknown;
-  /** Response body bookkeeping for tryEnd with a known length. */
+  /** The backend's Content-Length, when it sent one: a body that ends short of it is cut. */
   #total: number | undefined;
-  #pending: { chunk: Buffer; offset: number } | null = null;
-  #backlog: Buffer[] = [];
+  #written = 0;
+  #status = 0;
   /** Rewrites internal links in HTML/CSS bodies for apps that translate them. */
   #translation: BodyTranslation | undefined;
   /** A translated response's head waits for its first bytes, so a failure before them is still a 502 page. */
   #deferredHead: { status: number; headers: [string, string][] } | null = null;
-  #headSent = false;
-  /** The stream ended while data still waited on backpressure. */
-  #ended = false;
-  #head = false;
+  #released = false;
 
-  constructor(private readonly state: EdgeState, private readonly res: HttpResponse, private readonly request: EdgeRequest, private readonly route: Route, stream: Stream, private readonly early?: EarlyBody) {
-    const hasBody = (request.contentLength ?? 0) > 0 || request.chunked;
-    this.#head = request.method === "HEAD";
+  constructor(
+    private readonly state: EdgeState,
+    private readonly req: EdgeIncoming,
+    private readonly res: EdgeResponse,
+    private readonly request: EdgeRequest,
+    private readonly route: Route,
+    stream: Stream,
+    private readonly connector: string,
+  ) {
     this.#stream = stream;
     state.inflight++;
-    res.onAborted(() => {
-      this.#aborted = true;
+    res.once("close", () => {
+      if (this.#finished) return;
+      // The client went away before the response was complete.
+      this.#finished = true;
       this.#translation?.destroy();
-      this.#cleanup();
+      this.#cleanup(499);
       if (!this.#stream.closed) this.#stream.reset(WireError.CANCEL);
     });
     this.#timer = state.timers.set(() => this.#fail("POSTERN_BACKEND_TIMEOUT", WireError.BACKEND_TIMEOUT), backendTimeoutMs(state, route.app));
     const s = this.#stream;
-    s.on("response", (head: { status: number; headers: string[] }) => outside(() => this.#respond(head.status, head.headers)));
-    s.on("data", (chunk: Buffer) => outside(() => this.#write(chunk)));
-    s.on("end", () => outside(() => this.#end()));
+    s.on("response", (head: { status: number; headers: string[] }) => this.#respond(head.status, head.headers));
+    s.on("data", (chunk: Buffer) => this.#write(chunk));
+    s.on("end", () => this.#end());
     s.on("close", (err?: PosternError) => {
-      if (err) outside(() => this.#fail(codeOfWire(err?.wireCode)));
+      if (err) this.#fail(codeOfWire(err.wireCode));
     });
-    if (hasBody) this.#readBody();
+    res.on("drain", () => {
+      if (this.#translation) this.#translation.resume();
+      else this.#stream.resume();
+    });
+    if (request.hasBody) this.#readBody();
   }
 
   #readBody(): void {
     const s = this.#stream;
+    const req = this.req;
     const idle = () => {
       this.state.timers.clear(this.#bodyTimer);
       this.#bodyTimer = this.state.timers.set(() => this.#fail("POSTERN_BODY_TIMEOUT", WireError.CANCEL), this.state.limits.bodyIdleMs);
     };
     idle();
-    s.on("drain", () => {
-      if (!this.#aborted) this.res.resume();
-    });
-    const onChunk = (chunk: Buffer, isLast: boolean) => {
+    s.on("drain", () => req.resume());
+    req.on("data", (chunk: Buffer) => {
       if (s.closed) return;
-      const more = chunk.length > 0 ? s.write(chunk) : true;
-      if (isLast) {
-        this.state.timers.clear(this.#bodyTimer);
-        s.end();
-      } else {
-        idle();
-        if (!more) this.res.pause();
-      }
-    };
-    if (this.early) this.early.attach(onChunk);
-    // uWS reuses `ab` after this callback: copy before handing it on.
-    else this.res.onData((ab, isLast) => onChunk(Buffer.from(ab.slice(0)), isLast));
+      idle();
+      if (!s.write(chunk)) req.pause();
+    });
+    req.once("end", () => {
+      this.state.timers.clear(this.#bodyTimer);
+      if (!s.closed) s.end();
+    });
   }
 
   #respond(status: number, headers: string[]): void {
-    if (this.#aborted || this.#responded || this.#finished) return;
+    if (this.#finished || this.#responded) return;
     // The connector checks this too; a status outside HTTP's range never reaches a user.
     if (!Number.isInteger(status) || status < 200 || status > 599) return this.#fail("POSTERN_BACKEND_INVALID", WireError.CANCEL);
     this.state.timers.clear(this.#timer);
     const out = responseHeaders(headers, this.route, this.state.routes.tenantRoutes(this.route.app.tenantId));
-    const length = headers.findIndex((h, i) => i % 2 === 0 && h.toLowerCase() === "content-length");
-    this.#total = length >= 0 && /^\d+$/.test(headers[length + 1]!) ? Number(headers[length + 1]) : undefined;
-    const noBody = this.#head || status === 204 || status === 304 || (status >= 100 && status < 200);
+    const length = headerValue(headers, "content-length");
+    this.#total = length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined;
+    const noBody = this.request.method === "HEAD" || status === 204 || status === 304;
+    this.#status = status;
     // Partial content (206) cannot be translated: the ranges refer to the original bytes.
     if (this.route.app.translateBody && !noBody && status !== 206) {
       const plan = translationPlan(headerValue(headers, "content-type"), headerValue(headers, "content-encoding"));
@@ -451,8 +413,11 @@ class ProxiedRequest {
         const pool = translatePool(this.state);
         if (pool.saturated) return this.#fail("POSTERN_OVERLOADED", WireError.CANCEL);
         this.#responded = true;
-        this.#total = undefined; // the length changes: chunked
-        this.#deferredHead = { status, headers: out.map(([k, v]) => [k, k === "etag" && !v.startsWith("W/") ? `W/${v}` : v]) };
+        this.#total = undefined; // the length changes
+        this.#deferredHead = {
+          status,
+          headers: out.filter(([k]) => k !== "content-length").map(([k, v]) => [k, k === "etag" && !v.startsWith("W/") ? `W/${v}` : v]),
+        };
         this.#translation = new BodyTranslation(pool, plan, this.state.routes.tenantLinks(this.route.app.tenantId), {
           data: (chunk) => this.#writeTranslated(chunk),
           drain: () => this.#stream.resume(),
@@ -463,172 +428,110 @@ class ProxiedRequest {
       }
     }
     this.#responded = true;
-    this.res.cork(() => {
-      this.#writeHead(status, out);
-      if (noBody) {
-        this.#finished = true;
-        // endWithoutBody(undefined) makes this uWS build write a garbage Content-Length: only pass a real one.
-        if (this.#head && this.#total !== undefined) this.res.endWithoutBody(this.#total);
-        else this.res.endWithoutBody();
-        this.#cleanup();
-      } else if (this.#total === 0) {
-        this.#finished = true;
-        this.res.end();
-        this.#cleanup();
-      }
-    });
+    this.#writeHead(status, out);
+    if (noBody || this.#total === 0) this.#complete();
   }
 
   #writeHead(status: number, headers: readonly [string, string][]): void {
-    this.#headSent = true;
-    this.res.writeStatus(`${status} ${STATUS_CODES[status] ?? "Status"}`);
-    for (const [k, v] of headers) this.res.writeHeader(k, v);
-    this.res.writeHeader("x-request-id", this.request.requestId);
-  }
-
-  /** Writes the deferred head of a translated response, once. Call corked. */
-  #flushDeferredHead(): void {
-    const head = this.#deferredHead;
-    if (!head) return;
-    this.#deferredHead = null;
-    this.#writeHead(head.status, head.headers);
+    const res = this.res;
+    const out = headerRecord(headers);
+    out["x-request-id"] = this.request.requestId;
+    // The backend's Date goes through as it is; Node adds one only when there is none.
+    res.sendDate = out.date === undefined;
+    res.writeHead(status, out);
   }
 
   #writeTranslated(chunk: Buffer): void {
-    if (this.#aborted || this.#finished) return;
-    const res = this.res;
-    let ok = true;
-    res.cork(() => {
-      this.#flushDeferredHead();
-      ok = res.write(chunk);
-    });
-    if (!ok) {
-      this.#translation!.pause();
-      res.onWritable(() => {
-        this.#translation?.resume();
-        return true;
-      });
-    }
+    if (this.#finished) return;
+    this.#flushDeferredHead(undefined);
+    this.#written += chunk.length;
+    if (!writeBody(this.res, chunk)) this.#translation!.pause();
   }
 
-  /** `last`: output not written yet; all of the body when nothing was (then uWS sends its Content-Length). */
+  /** Writes the deferred head of a translated response, once; `length` when the whole body is known. */
+  #flushDeferredHead(length: number | undefined): void {
+    const head = this.#deferredHead;
+    if (!head) return;
+    this.#deferredHead = null;
+    this.#writeHead(head.status, length === undefined ? head.headers : [...head.headers, ["content-length", String(length)]]);
+  }
+
+  /** `last`: output not written yet; all of the body when nothing was (then it goes out with its length). */
   #endTranslated(last: Buffer | undefined): void {
-    if (this.#aborted || this.#finished) return;
-    this.#finished = true;
-    this.#cleanup();
-    this.res.cork(() => {
-      this.#flushDeferredHead();
-      this.res.end(last);
-    });
+    if (this.#finished) return;
+    const whole = this.#deferredHead !== null;
+    this.#flushDeferredHead(whole ? (last?.length ?? 0) : undefined);
+    if (last) {
+      this.#written += last.length;
+      writeBody(this.res, last);
+    }
+    this.#complete();
   }
 
   #write(chunk: Buffer): void {
-    if (this.#aborted || this.#finished || !this.#responded) return;
+    if (this.#finished || !this.#responded) return;
     if (this.#translation) {
       if (!this.#translation.write(chunk)) this.#stream.pause();
       return;
     }
-    const res = this.res;
-    if (this.#total === undefined) {
-      let ok = true;
-      res.cork(() => (ok = res.write(chunk)));
-      if (!ok) {
-        this.#stream.pause();
-        res.onWritable(() => {
-          this.#stream.resume();
-          return true;
-        });
-      }
-      return;
-    }
-    // Known length: tryEnd may take only part of a chunk. Chunks that arrive before the rest
-    // is written wait behind it (at most the stream window, since the stream is paused).
-    if (this.#pending) {
-      this.#backlog.push(chunk);
-      return;
-    }
-    this.#tryEnd(chunk);
-  }
-
-  /** Writes with tryEnd; on backpressure keeps the unwritten part and continues in onWritable. */
-  #tryEnd(chunk: Buffer): void {
-    const res = this.res;
-    const offset = res.getWriteOffset();
-    let result: [boolean, boolean] = [true, false];
-    res.cork(() => (result = res.tryEnd(chunk, this.#total!)));
-    if (result[1]) return this.#completed();
-    if (result[0]) return;
-    this.#pending = { chunk, offset };
-    this.#stream.pause();
-    res.onWritable((at) => {
-      let pending = this.#pending;
-      while (pending) {
-        const [ok, done] = res.tryEnd(pending.chunk.subarray(at - pending.offset), this.#total!);
-        if (done) {
-          this.#completed();
-          return true;
-        }
-        if (!ok) return false;
-        const next = this.#backlog.shift();
-        pending = this.#pending = next ? { chunk: next, offset: (at = res.getWriteOffset()) } : null;
-      }
-      if (this.#ended) {
-        // The backend ended short of its Content-Length: cut the response, do not let it pass as whole.
-        this.#completed();
-        res.close();
-        return true;
-      }
-      this.#stream.resume();
-      return true;
-    });
-  }
-
-  #completed(): void {
-    this.#finished = true;
-    this.#pending = null;
-    this.#backlog = [];
-    this.#cleanup();
+    this.#written += chunk.length;
+    if (this.#total !== undefined && this.#written > this.#total) return this.#fail("POSTERN_BACKEND_INVALID", WireError.BACKEND_INVALID_RESPONSE);
+    if (!writeBody(this.res, chunk)) this.#stream.pause();
   }
 
   #end(): void {
-    if (this.#aborted || this.#finished || !this.#responded) return;
+    if (this.#finished || !this.#responded) return;
     if (this.#translation) return this.#translation.end();
-    // With a known length, the last tryEnd completes the response; data still waiting on
-    // backpressure will finish it from onWritable.
-    if (this.#total !== undefined && this.#pending) {
-      this.#ended = true;
+    // The backend sent fewer bytes than it announced: the client must not take it as whole.
+    if (this.#total !== undefined && this.#written !== this.#total) {
+      this.#finished = true;
+      this.#cleanup(this.#status);
+      abortResponse(this.res);
       return;
     }
-    this.#finished = true;
-    this.#cleanup();
-    if (this.#total !== undefined) {
-      // The backend sent fewer bytes than it announced: the client must not take it as whole.
-      this.res.close();
-      return;
-    }
-    this.res.cork(() => this.res.end());
+    this.#complete();
   }
 
-  #fail(kind: ErrorCode, resetCode?: number): void {
+  #complete(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.res.end();
+    this.#cleanup(this.#status);
+  }
+
+  #fail(code: ErrorCode, resetCode?: number): void {
+    const finished = this.#finished;
+    this.#finished = true;
+    // Reset after marking: the stream's own 'close' must not answer in this failure's place.
     if (resetCode !== undefined && !this.#stream.closed) this.#stream.reset(resetCode);
-    if (this.#aborted || this.#finished) return;
-    this.#finished = true;
+    if (finished) return;
     this.#translation?.destroy();
-    this.#cleanup();
-    if (this.#headSent) {
-      this.res.close(); // the response already started: cut it so the client sees it incomplete
-      return;
-    }
-    sendError(this.res, kind, this.request.requestId, [], true);
-  }
-
-  #cleanup(): void {
     this.state.timers.clear(this.#timer);
     this.state.timers.clear(this.#bodyTimer);
-    if (this.#done) return;
-    this.#done = true;
-    release(this.state);
+    if (this.res.headersSent) {
+      this.#cleanup(this.#status, code);
+      abortResponse(this.res); // the response already started: cut it so the client sees it incomplete
+      return;
+    }
+    this.#release();
+    sendError(this.state, pageWriter(this.res), this.request, code, this.request.requestId, [], true, this.route.app.name);
   }
 
-  #done = false;
+  #cleanup(status: number, error?: ErrorCode): void {
+    this.state.timers.clear(this.#timer);
+    this.state.timers.clear(this.#bodyTimer);
+    if (this.#released) return;
+    this.#release();
+    logAccess(this.state, this.request, this.request.requestId, status || (error ? httpStatusOf(error) ?? 500 : 0), this.#written, {
+      app: this.route.app.name, connector: this.connector, ...(error ? { error } : {}),
+    });
+  }
+
+  /** Frees the in-flight slot once the tunnel stream is gone too, so a queued request finds it free. */
+  #release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    if (this.#stream.closed) release(this.state);
+    else this.#stream.once("close", () => release(this.state));
+  }
 }

@@ -9,6 +9,8 @@ import type { TenantLinks } from "../workers/translation.js";
 /** An app as the edge routes it: exactly what the feed carries (control/contract). */
 export type EdgeApp = FeedApp;
 
+const NO_NAMES: ReadonlySet<string> = new Set();
+
 export interface Route {
   readonly app: EdgeApp;
   /** External path prefix, ending in "/". */
@@ -23,6 +25,8 @@ export class RouteTable {
   readonly #byHost = new Map<string, Route[]>();
   /** Built once per table: response header translation asks for it on every response. */
   readonly #byTenant = new Map<string, Route[]>();
+  /** Every SSO header name configured on any app of a tenant: no client may send one to any app. */
+  readonly #ssoNames = new Map<string, ReadonlySet<string>>();
   /** Link translation maps per tenant, for apps that translate bodies. */
   readonly #links = new Map<string, TenantLinks>();
   /** Tells this table's link maps from the previous ones (workers cache them by key). */
@@ -52,6 +56,16 @@ export class RouteTable {
       list.push(route);
       this.#byTenant.set(route.app.tenantId, list);
     }
+    for (const app of apps) {
+      const names = new Set(this.#ssoNames.get(app.tenantId) ?? []);
+      for (const name of Object.keys(app.ssoHeaders)) names.add(name.toLowerCase());
+      this.#ssoNames.set(app.tenantId, names);
+    }
+  }
+
+  /** The SSO header names configured anywhere in the tenant, lower-case. */
+  tenantSsoNames(tenantId: string): ReadonlySet<string> {
+    return this.#ssoNames.get(tenantId) ?? NO_NAMES;
   }
 
   /** The route for a Host header value and a normalised path, if any. */

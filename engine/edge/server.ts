@@ -1,33 +1,39 @@
 /**
- * The engine's public listeners: HTTP and (optionally) HTTPS on uWebSockets.js, every path to
- * the proxy and every upgrade to the WebSocket relay. The routing table is rebuilt from each
- * config snapshot and swapped in with one assignment.
+ * The engine's public listeners, on Node's own HTTP stack: llhttp (strict, no lenient flags)
+ * for HTTP/1.1 and nghttp2 for HTTP/2, with ALPN (h2 and http/1.1 on one TLS port) and an SNI
+ * certificate per custom domain. Ambiguous framing never reaches JavaScript: the parser
+ * refuses it, the client gets 400 (431, 408) and the connection closes. Requests pipelined on
+ * one HTTP/1.1 connection are handled one at a time, so nothing after a response that closes
+ * the connection is ever processed. The routing table is rebuilt from each config snapshot
+ * and swapped in with one assignment.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { EngineConfig } from "../../control/contract/feed.js";
-import { resolveLimits, type EdgeLimitsInput } from "../limits/config.js";
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { constants as h2, createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session, type ServerHttp2Stream } from "node:http2";
+import { readFileSync } from "node:fs";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { createSecureContext, type SecureContext } from "node:tls";
+import pino, { type Logger } from "pino";
+import type { Dispatcher } from "undici";
+import type { EngineConfig, SignInReport } from "../../control/contract/feed.js";
+import { AuthGate, type AuthConfig } from "../auth/gate.js";
+import type { Clock } from "../config/clock.js";
+import { resolveSettings } from "../config/settings.js";
+import { resolveLimits, type EdgeLimits, type EdgeLimitsInput } from "../limits/config.js";
 import { Throttle } from "../limits/throttle.js";
 import type { ConnectorRegistry } from "../tunnel/registry.js";
-import { listen, uws, type Listening, type TemplatedApp } from "../uws/index.js";
-import { handleHttp, realTimers, type EdgeState, type Timers } from "./proxy.js";
-import { RouteTable } from "./routes.js";
-import { authPoolSchema, taskFile, WorkerPool, type AuthPoolInput, type TranslateLimitsInput } from "../workers/pool.js";
-import { resolveSettings } from "../config/settings.js";
 import type { AuthResult, AuthTask } from "../workers/auth-task.js";
-import { AuthGate, type AuthConfig } from "../auth/gate.js";
-import type { SignInReport } from "../../control/contract/feed.js";
-import type { Dispatcher } from "undici";
+import { authPoolSchema, taskFile, WorkerPool, type AuthPoolInput, type TranslateLimitsInput } from "../workers/pool.js";
 import { authPage } from "./pages.js";
-import { attachWebSockets } from "./websocket.js";
-import { type Clock } from "../config/clock.js";
+import { handleRequest, realTimers, type EdgeResponse, type EdgeState, type Timers } from "./proxy.js";
+import { RouteTable } from "./routes.js";
+import { handleH2WebSocket, handleUpgrade } from "./upgrade.js";
 
 export interface EdgeOptions {
   readonly host: string;
   /** Plain HTTP port; unset: no HTTP listener; 0 picks a free port. */
   readonly httpPort?: number;
-  /** HTTPS listener with a default certificate (PEM files). */
+  /** HTTPS listener (h2 and http/1.1) with a default certificate (PEM files). */
   readonly https?: { readonly port: number; readonly keyFile: string; readonly certFile: string };
   readonly registry: ConnectorRegistry;
   readonly limits?: EdgeLimitsInput;
@@ -37,17 +43,31 @@ export interface EdgeOptions {
   readonly auth?: { readonly dispatcher?: Dispatcher; readonly signIns?: (record: SignInReport) => void; readonly pool?: AuthPoolInput };
   readonly timers?: Timers;
   readonly now?: Clock;
+  /** Access log and listener refusals; default: pino on stderr. */
+  readonly logger?: Logger;
 }
 
+/** The HTTP/1.1 request in progress on a socket, and the ones pipelined behind it. */
+interface SocketTurn {
+  busy: boolean;
+  /** A response said Connection: close (or the socket failed): nothing more is processed. */
+  closing: boolean;
+  waiting: (() => void)[];
+}
+
+const turns = new WeakMap<object, SocketTurn>();
+/** Pipelined requests held per connection before it is closed (they cannot be answered out of order). */
+const MAX_PIPELINED = 16;
 
 export class Edge {
   readonly state: EdgeState;
-  readonly #listening: Listening[] = [];
-  #https: TemplatedApp | undefined;
-  /** SNI hosts served with a custom-domain certificate: host -> certificate fingerprint. */
-  readonly #sni = new Map<string, string>();
-  #certDir: string | undefined;
+  readonly #servers: (Server | Http2SecureServer)[] = [];
+  readonly #sessions = new Set<Http2Session>();
+  /** SNI: external host -> its custom-domain certificate. */
+  #contexts = new Map<string, { fingerprint: string; context: SecureContext }>();
   #authPool: WorkerPool<AuthTask, AuthResult> | undefined;
+  #refusalsLogged = 0;
+  #refusalsWindow = 0;
   httpPort: number | undefined;
   httpsPort: number | undefined;
 
@@ -63,6 +83,7 @@ export class Edge {
       throttle: new Throttle(limits, options.now),
       limits,
       timers: options.timers ?? realTimers,
+      log: options.logger ?? pino({ name: "engine", level: process.env.POSTERN_LOG_LEVEL ?? "info" }, pino.destination(2)),
       inflight: 0,
       queue: [],
       ...(options.translate ? { translateLimits: options.translate } : {}),
@@ -76,24 +97,120 @@ export class Edge {
       page: authPage,
     });
     if (options.httpPort !== undefined) {
-      const l = await listen(edge.#app(uws.App(), "http"), options.host, options.httpPort);
-      edge.#listening.push(l);
-      edge.httpPort = l.port;
+      const server = createServer({ ...http1Options(limits), requireHostHeader: true, insecureHTTPParser: false, joinDuplicateHeaders: false });
+      edge.#http1(server, "http");
+      edge.httpPort = await listen(server, options.host, options.httpPort);
+      edge.#servers.push(server);
     }
     if (options.https) {
-      const app = uws.SSLApp({ key_file_name: options.https.keyFile, cert_file_name: options.https.certFile });
-      edge.#https = app;
-      const l = await listen(edge.#app(app, "https"), options.host, options.https.port);
-      edge.#listening.push(l);
-      edge.httpsPort = l.port;
+      const server = createSecureServer({
+        key: readFileSync(options.https.keyFile),
+        cert: readFileSync(options.https.certFile),
+        allowHTTP1: true,
+        ALPNProtocols: ["h2", "http/1.1"],
+        SNICallback: (name, done) => done(null, edge.#contexts.get(name.toLowerCase())?.context),
+        settings: {
+          maxConcurrentStreams: limits.h2MaxConcurrentStreams,
+          maxHeaderListSize: limits.maxHeaderBytes,
+          enableConnectProtocol: true,
+        },
+        maxSessionMemory: limits.h2MaxSessionMemoryMb,
+        maxHeaderListPairs: limits.maxHeaderCount + 8,
+        maxSessionInvalidFrames: 100,
+        maxSessionRejectedStreams: 100,
+        peerMaxConcurrentStreams: 100,
+        unknownProtocolTimeout: limits.headerTimeoutMs,
+      });
+      // The HTTP/1.1 side of the TLS port reads these from the server, as node:http does.
+      Object.assign(server, http1Options(limits), { requireHostHeader: true, insecureHTTPParser: false, joinDuplicateHeaders: false });
+      edge.#http1(server, "https");
+      edge.#http2(server);
+      edge.httpsPort = await listen(server, options.host, options.https.port);
+      edge.#servers.push(server);
     }
     return edge;
   }
 
-  #app(app: TemplatedApp, scheme: "http" | "https"): TemplatedApp {
-    attachWebSockets(app, this.state, scheme);
-    app.any("/*", (res, req) => handleHttp(this.state, res, req, scheme));
-    return app;
+  /** Requests, upgrades and refusals on the HTTP/1.1 side of a listener. */
+  #http1(server: Server | Http2SecureServer, scheme: "http" | "https"): void {
+    const state = this.state;
+    const onRequest = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, expectContinue: boolean) => {
+      if (req.httpVersionMajor === 2) return this.#h2Request(req as Http2ServerRequest, res as Http2ServerResponse, expectContinue);
+      inTurn(req as IncomingMessage, res as ServerResponse, () => handleRequest(state, req, res as EdgeResponse, scheme, expectContinue));
+    };
+    server.on("request", (req, res) => onRequest(req, res, false));
+    // Expect: 100-continue is answered once the request is admitted (routed, throttled, signed in).
+    server.on("checkContinue", (req, res) => onRequest(req, res, true));
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const turn = turnOf(socket);
+      turn.closing = true; // an upgraded connection carries no further HTTP requests
+      handleUpgrade(state, req, socket, head, scheme);
+    });
+    // CONNECT (HTTP/1.1) is never tunnelled: refused, and the connection closes.
+    server.on("connect", (req: IncomingMessage, socket: Duplex) => {
+      this.#refuseRaw(socket, 405, "CONNECT is not supported", req.socket?.remoteAddress);
+    });
+    server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
+      const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+      this.#refuseRaw(socket, status, err.code ?? "bad request", (socket as Socket).remoteAddress);
+    });
+  }
+
+  /** HTTP/2 sessions: stream limits, reset floods, idle sessions; requests go to the same handler. */
+  #http2(server: Http2SecureServer): void {
+    const limits = this.state.limits;
+    server.on("session", (session: Http2Session) => {
+      this.#sessions.add(session);
+      session.once("close", () => this.#sessions.delete(session));
+      session.setTimeout(limits.keepAliveTimeoutMs, () => session.close());
+      // Rapid reset (CVE-2023-44487): a client that opens and cancels streams faster than it
+      // lets them complete is cut off.
+      let windowStart = 0;
+      let opened = 0;
+      let reset = 0;
+      session.on("stream", (stream: ServerHttp2Stream) => {
+        const now = Date.now();
+        if (now - windowStart > 1000) {
+          windowStart = now;
+          opened = 0;
+          reset = 0;
+        }
+        opened++;
+        stream.once("aborted", () => {
+          reset++;
+          if (opened >= limits.h2ResetFloodMinStreams && reset / opened > 0.5) {
+            this.#logRefusal("HTTP/2 rapid reset", session.socket?.remoteAddress);
+            session.goaway(h2.NGHTTP2_ENHANCE_YOUR_CALM);
+            session.destroy();
+          }
+        });
+      });
+    });
+  }
+
+  #h2Request(req: Http2ServerRequest, res: Http2ServerResponse, expectContinue: boolean): void {
+    if (req.method === "CONNECT" && req.headers[":protocol"] === "websocket") return handleH2WebSocket(this.state, req, res, "https");
+    handleRequest(this.state, req, res, "https", expectContinue);
+  }
+
+  /** Answers on a raw socket and closes it; refusals are logged, at most 10 a second. */
+  #refuseRaw(socket: Duplex, status: number, reason: string, peer: string | undefined): void {
+    turnOf(socket).closing = true;
+    this.#logRefusal(reason, peer, status);
+    // A body that breaks framing mid-request fails the request it belongs to: if its response has
+    // not started, the client gets the refusal; the proxied request sees the socket close.
+    const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (!socket.writable || current?.headersSent) return void socket.destroy();
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`, () => socket.destroy());
+  }
+
+  #logRefusal(reason: string, peer: string | undefined, status?: number): void {
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== this.#refusalsWindow) {
+      this.#refusalsWindow = second;
+      this.#refusalsLogged = 0;
+    }
+    if (++this.#refusalsLogged <= 10) this.state.log.warn({ reason, client: peer, status }, "request refused by the HTTP parser");
   }
 
   /** Swaps in the routes of a new config snapshot, and the custom-domain certificates. */
@@ -102,38 +219,82 @@ export class Edge {
     this.state.routes = new RouteTable(apps);
     this.state.gate?.apply((config as { auth?: AuthConfig }).auth);
     this.state.throttle.retain(new Set(apps.map((a) => `${a.tenantId}/${a.name}`)), new Set(apps.map((a) => a.tenantId)));
-    if (this.#https) this.#applyCertificates(this.#https, config.certificates ?? []);
+    const next = new Map<string, { fingerprint: string; context: SecureContext }>();
+    for (const cert of config.certificates ?? []) {
+      const host = cert.host.toLowerCase();
+      const known = this.#contexts.get(host);
+      next.set(host, known?.fingerprint === cert.fingerprint ? known : { fingerprint: cert.fingerprint, context: createSecureContext({ key: cert.keyPem, cert: cert.certPem }) });
+    }
+    this.#contexts = next;
   }
 
-  /**
-   * SNI: each custom domain gets its certificate and its own router in uWS (a server name
-   * only sees routes registered under `domain(name)`), pointing at the same handlers.
-   */
-  #applyCertificates(app: TemplatedApp, certificates: EngineConfig["certificates"]): void {
-    const wanted = new Map(certificates.map((c) => [c.host.toLowerCase(), c]));
-    for (const [host, fingerprint] of this.#sni) {
-      if (wanted.get(host)?.fingerprint !== fingerprint) {
-        app.removeServerName(host);
-        this.#sni.delete(host);
-      }
-    }
-    for (const [host, cert] of wanted) {
-      if (this.#sni.has(host)) continue;
-      // uWS reads certificates from files: keep them in a directory only this user can read.
-      this.#certDir ??= mkdtempSync(join(tmpdir(), "postern-sni-"));
-      const base = join(this.#certDir, cert.fingerprint.replace(/[^0-9A-F]/gi, ""));
-      writeFileSync(`${base}.key`, cert.keyPem, { mode: 0o600 });
-      writeFileSync(`${base}.crt`, cert.certPem, { mode: 0o600 });
-      app.addServerName(host, { key_file_name: `${base}.key`, cert_file_name: `${base}.crt` });
-      this.#app(app.domain(host), "https");
-      this.#sni.set(host, cert.fingerprint);
-    }
-  }
-
+  /** Stops accepting; in-flight requests finish; idle connections close. */
   close(): void {
-    for (const l of this.#listening) l.close();
+    for (const server of this.#servers) {
+      server.close();
+      if ("closeIdleConnections" in server) server.closeIdleConnections();
+    }
+    for (const session of this.#sessions) session.close();
     void this.state.translatePool?.close();
     void this.#authPool?.close();
-    if (this.#certDir) rmSync(this.#certDir, { recursive: true, force: true });
   }
+}
+
+function http1Options(limits: EdgeLimits) {
+  return {
+    maxHeaderSize: limits.maxHeaderBytes + limits.maxUrlBytes,
+    // Node drops headers past this silently: one more than the limit lets the edge see and refuse them.
+    maxHeadersCount: limits.maxHeaderCount + 1,
+    headersTimeout: limits.headerTimeoutMs,
+    // The body has its own idle deadline (bodyIdleMs); a 2 GiB upload may take long.
+    requestTimeout: 0,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    connectionsCheckingInterval: Math.min(1000, limits.headerTimeoutMs),
+  };
+}
+
+function turnOf(socket: object): SocketTurn {
+  let turn = turns.get(socket);
+  if (!turn) turns.set(socket, (turn = { busy: false, closing: false, waiting: [] }));
+  return turn;
+}
+
+/**
+ * Runs one HTTP/1.1 request at a time per connection: a pipelined request waits for the one
+ * before it, and is dropped when that response closed the connection (a refusal with
+ * Connection: close must be the last thing that happens on it).
+ */
+function inTurn(req: IncomingMessage, res: ServerResponse, run: () => void): void {
+  const turn = turnOf(req.socket);
+  const go = () => {
+    if (turn.closing) {
+      req.socket.destroy();
+      return;
+    }
+    turn.busy = true;
+    res.once("close", () => {
+      if (res.getHeader("connection") === "close" || !res.writableFinished) turn.closing = true;
+      turn.busy = false;
+      const next = turn.waiting.shift();
+      if (next) next();
+    });
+    run();
+  };
+  if (!turn.busy && !turn.closing) return go();
+  if (turn.closing || turn.waiting.length >= MAX_PIPELINED) {
+    req.socket.destroy();
+    return;
+  }
+  turn.waiting.push(go);
+}
+
+function listen(server: Server | Http2SecureServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      const address = server.address();
+      resolve(typeof address === "object" && address ? address.port : port);
+    });
+  });
 }

@@ -1,39 +1,54 @@
 /**
- * Request-target normalisation, done once: the same canonical path is used for routing,
- * policy and the backend (Envoy CVE-2019-9901 and Pomerium CVE-2021-39206 came from parts of
- * a proxy disagreeing about a path). Dot segments are resolved, `//` collapsed, `%2e`
- * decoded; an encoded `/` or `\`, a backslash, a NUL or a path that climbs above the root is
- * refused.
+ * Request-target rules, applied once and the same way on both hops. The edge decides on a
+ * canonical path (routing, policy) but forwards the path exactly as the client sent it; the
+ * two can only disagree in ways this module refuses. Dot segments (plain or %2e-encoded),
+ * encoded `/` or `\`, backslashes, NUL and other controls are refused outright: browsers never
+ * send them, and proxies that resolved them differently from their backends were bypassed
+ * (Envoy CVE-2019-9901, CVE-2021-29492; Pomerium CVE-2021-39206, CVE-2023-33189). The
+ * connector applies the same check to every target it is asked to reach.
  */
 
-export type NormalisedPath = { ok: true; path: string } | { ok: false; reason: string };
+export type CheckedPath = { ok: true; path: string } | { ok: false; reason: string };
 
 const UNRESERVED_ESCAPE = /%(2[dDeE]|5[fF]|7[eE]|[46][1-9a-fA-F]|[57][0-9aA]|3[0-9])/g;
+const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:[/;?]|$)/i;
+const CONTROL_OR_SPACE = /[\x00-\x20\x7f]/;
 
-export function normalisePath(raw: string): NormalisedPath {
-  if (!raw.startsWith("/")) return { ok: false, reason: "the request target must start with /" };
-  if (/%2f|%5c/i.test(raw)) return { ok: false, reason: "encoded / or \\ in the path" };
-  if (raw.includes("\\")) return { ok: false, reason: "backslash in the path" };
-  if (/%00|[\0-\x1f\x7f]/.test(raw)) return { ok: false, reason: "control character in the path" };
-  // Decode escapes of unreserved characters (RFC 3986 6.2.2.2) so %2e%2e is seen as "..".
+/** Why a raw path (no query) is refused on either hop, or undefined when it is safe to forward as is. */
+export function unsafePath(raw: string): string | undefined {
+  if (!raw.startsWith("/")) return "the request target must start with /";
+  if (/%2f|%5c/i.test(raw)) return "encoded / or \\ in the path";
+  if (raw.includes("\\")) return "backslash in the path";
+  if (/%00/.test(raw) || CONTROL_OR_SPACE.test(raw)) return "control character or space in the path";
+  if (raw.includes("#")) return "fragment in the request target";
+  if (DOT_SEGMENT.test(raw)) return "dot segment in the path";
+  if (/%(?![0-9a-fA-F]{2})/.test(raw)) return "malformed percent-encoding in the path";
+  return undefined;
+}
+
+/**
+ * The canonical path the edge decides on: escapes of unreserved characters decoded (RFC 3986
+ * §6.2.2.2), `//` collapsed, `;` parameters dropped from every segment (they never select a
+ * route). The backend still receives the raw path.
+ */
+export function canonicalPath(raw: string): CheckedPath {
+  const why = unsafePath(raw);
+  if (why !== undefined) return { ok: false, reason: why };
   const decoded = raw.replace(UNRESERVED_ESCAPE, (m) => String.fromCharCode(parseInt(m.slice(1), 16)));
-  if (/%(?![0-9a-fA-F]{2})/.test(decoded)) return { ok: false, reason: "malformed percent-encoding in the path" };
-  const out: string[] = [];
   const segments = decoded.split("/");
+  const out: string[] = [];
   for (let i = 1; i < segments.length; i++) {
-    const seg = segments[i]!.split(";")[0]!; // path parameters never select a route
-    if (seg === "" && i < segments.length - 1) continue; // collapse "//"
-    if (seg === ".") continue;
-    if (seg === "..") {
-      if (out.length === 0) return { ok: false, reason: "the path climbs above the root" };
-      out.pop();
-      continue;
-    }
+    const seg = segments[i]!.split(";")[0]!;
+    if (seg === "" && i < segments.length - 1) continue;
     out.push(seg);
   }
-  const last = segments[segments.length - 1]!;
-  const trailing = last === "" || last === "." || last === "..";
-  let path = `/${out.join("/")}`;
-  if (trailing && path !== "/") path += "/";
-  return { ok: true, path };
+  return { ok: true, path: `/${out.join("/")}` };
+}
+
+/** Whether an origin-form target (path and query) stays under `prefix` however a backend resolves it. */
+export function staysUnder(target: string, prefix: string): boolean {
+  const q = target.indexOf("?");
+  const path = q < 0 ? target : target.slice(0, q);
+  if (CONTROL_OR_SPACE.test(target) || target.includes("#")) return false;
+  return path.startsWith(prefix) && !path.startsWith("//") && unsafePath(path) === undefined;
 }

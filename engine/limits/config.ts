@@ -17,7 +17,7 @@ export const edgeLimitsSchema = z.object({
   /** All request headers together, bytes -> 431. */
   maxHeaderBytes: integer(1024, 1024 * 1024, 16_384), // 16 KiB (Node)
   /** Number of request headers -> 431. */
-  maxHeaderCount: integer(1, 10_000, 40), // below the 48 this uWS parser delivers at all
+  maxHeaderCount: integer(1, 10_000, 100), // Envoy
   /** Longest pause between request body chunks, ms -> 408. */
   bodyIdleMs: integer(1, 3_600_000, 30_000), // 30 s (nginx client_body_timeout)
   /** The whole request head must arrive within this, ms -> 408 and close (slowloris). */
@@ -37,6 +37,17 @@ export const edgeLimitsSchema = z.object({
   defaultBackendTimeoutMs: integer(1, 3_600_000, 85_000), // 85 s (Entra)
   /** The same for apps set to `long`, ms. */
   longBackendTimeoutMs: integer(1, 3_600_000, 180_000), // 180 s (Entra)
+  /**
+   * Proxies in front of the engine (CIDRs or addresses) whose X-Forwarded-For entries name the
+   * client for decisions (throttling, IP policy). Empty: the TCP peer is the client.
+   */
+  trustedProxies: z.array(z.string().regex(/^[0-9A-Fa-f:.]+(?:\/\d{1,3})?$/, "must be an address or a CIDR range")).max(256).readonly().default([]),
+  /** HTTP/2: streams a client may have open at once on one connection. */
+  h2MaxConcurrentStreams: integer(1, 10_000, 100), // Envoy
+  /** HTTP/2: memory one session may use in nghttp2's buffers, MB. */
+  h2MaxSessionMemoryMb: integer(1, 1024, 10),
+  /** HTTP/2 rapid reset: judged once a client opened this many streams within a second. */
+  h2ResetFloodMinStreams: integer(1, 1_000_000, 100),
 }).strict();
 
 export type EdgeLimits = Resolved<z.output<typeof edgeLimitsSchema>>;

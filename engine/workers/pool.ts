@@ -142,7 +142,7 @@ export const translateLimitsSchema = z.object({
   /** One chunk running longer than this: its worker is replaced and the response fails, ms. */
   chunkTimeoutMs: integer(1, 600_000, 5_000), // 5 s
   /** Worker time one response may use in all, ms; past it the response fails. */
-  budgetMs: integer(1, 600_000, 5_000), // 5 s
+  budgetMs: z.number({ error: "must be a number" }).positive({ error: "must be above 0" }).max(600_000, { error: "must be at most 600000" }).default(5_000), // 5 s
   /** Decoded (gunzipped, ...) bytes one response may produce; past it the response fails. */
   maxDecodedBytes: integer(1024, 4 * 1024 * 1024 * 1024, 32 * 1024 * 1024), // 32 MiB
 }).strict();

@@ -127,7 +127,9 @@ class RewriteStream extends Duplex {
   }
 
   #flush(): void {
-    if (this.#running || this.destroyed) return;
+    // While the reader has not taken the last output (#waiting), nothing more is translated:
+    // the input then fills, and backpressure reaches the writer.
+    if (this.#running || this.#waiting !== null || this.destroyed) return;
     const final = this.#ended !== null;
     if (this.#inputBytes === 0 && !final) return;
     const chunks = this.#input;

@@ -185,7 +185,7 @@ describe("a worker that hangs or crashes", () => {
       const started = performance.now();
       const refused = await translateBody(tiny, plan, [Buffer.from(PAGE)]);
       expect(performance.now() - started).toBeLessThan(300);
-      expect(isPosternError(refused.error, "POSTERN_TRANSLATE")).toBe(true);
+      expect(isPosternError(refused.error, "POSTERN_POOL_FULL")).toBe(true);
       expect(refused.error!.message).toMatch(/queue is full \(4 tasks wait\)/);
       for (const r of await Promise.all([...running, ...more])) expect(r.error).toBeDefined();
       expect(tiny.saturated).toBe(false);
