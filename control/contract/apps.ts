@@ -13,9 +13,9 @@ const appName = z.string().trim().min(1).max(64).regex(/^[A-Za-z0-9][A-Za-z0-9 .
 const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, "an HTTP header name (token characters only)");
 
 export const cookieSettings = z.object({
-  /** HttpOnly on the session cookie; off by default like Entra, since some apps read it. */
-  httpOnly: z.boolean().default(false),
-  /** Secure flag: the cookie only travels over HTTPS. */
+  /** HttpOnly on the session cookie: scripts cannot read it. Turn off only for apps whose scripts need it. */
+  httpOnly: z.boolean().default(true),
+  /** Secure flag (and the __Host- prefix at the root): the cookie only travels over HTTPS. Applies to https external URLs only. */
   secure: z.boolean().default(true),
   /** Persistent cookie that survives a browser restart (until the token expires). */
   persistent: z.boolean().default(false),

@@ -205,8 +205,7 @@ export class AuthGate {
   }
 
   #cookieName(route: Route): string {
-    const secure = route.app.cookie.secure;
-    return secure && route.prefix === "/" ? `__Host-postern_s_${cookieId(route.app)}` : `postern_s_${cookieId(route.app)}`;
+    return secureCookie(route) && route.prefix === "/" ? `__Host-postern_s_${cookieId(route.app)}` : `postern_s_${cookieId(route.app)}`;
   }
 
   #txCookieName(route: Route): string {
@@ -216,8 +215,10 @@ export class AuthGate {
   /** Cookie attributes from the app's settings (`override` for the transaction cookie). */
   #cookieAttributes(route: Route, path: string, maxAgeS: number | undefined, override: Partial<EdgeApp["cookie"]> = {}): string {
     const c = { ...route.app.cookie, ...override };
-    const sameSite = c.sameSite === "none" ? "None" : c.sameSite === "strict" ? "Strict" : "Lax";
-    return `Path=${path}${maxAgeS !== undefined ? `; Max-Age=${maxAgeS}` : ""}${c.httpOnly ? "; HttpOnly" : ""}${c.secure || sameSite === "None" ? "; Secure" : ""}; SameSite=${sameSite}`;
+    const secure = secureCookie(route);
+    // SameSite=None needs Secure, which a plain-http origin cannot set: Lax there.
+    const sameSite = c.sameSite === "none" && secure ? "None" : c.sameSite === "strict" ? "Strict" : "Lax";
+    return `Path=${path}${maxAgeS !== undefined ? `; Max-Age=${maxAgeS}` : ""}${c.httpOnly ? "; HttpOnly" : ""}${secure ? "; Secure" : ""}; SameSite=${sameSite}`;
   }
 
   #answer(page: AuthPage, status: number | undefined, detail: { reason?: Denial | string; transactionId: string; signInUrl?: string }, headers: [string, string][] = []): Verdict {
@@ -577,6 +578,14 @@ function unavailable(err: unknown): AuthErrorCode {
  * No identity to set, only client copies of the app's SSO headers to drop (they never reach
  * the backend): the headers of apps without pre-authentication, made once per app.
  */
+/**
+ * Whether the session cookie is Secure (and may take the __Host- prefix): the app asks for it
+ * and its external URL is https. A browser drops Secure cookies set over plain http.
+ */
+function secureCookie(route: Route): boolean {
+  return route.app.cookie.secure && route.external.protocol === "https:";
+}
+
 export function noIdentity(app: EdgeApp): IdentityHeaders {
   let headers = passthrough.get(app);
   if (!headers) passthrough.set(app, (headers = { drop: new Set(Object.keys(app.ssoHeaders ?? {}).map((n) => n.toLowerCase())), set: [] }));

@@ -23,6 +23,7 @@ import { BodyTranslation, translationPlan } from "../workers/translation.js";
 import { backendTarget, requestHeaders, responseHeaders } from "./headers.js";
 import { errorPage, pageHeaders } from "./pages.js";
 import { readRequest, type EdgeIncoming, type EdgeRequest } from "./request.js";
+import { closeAfterThis } from "./turns.js";
 import type { EdgeApp, Route, RouteTable } from "./routes.js";
 
 export type { Timers };
@@ -89,7 +90,10 @@ export function pageWriter(res: EdgeResponse): PageWriter {
       const out = headerRecord(headers);
       const bytes = Buffer.byteLength(body);
       out["content-length"] = String(bytes);
-      if (close && isHttp1(res)) out.connection = "close";
+      if (close && isHttp1(res)) {
+        out.connection = "close";
+        closeAfterThis(res.socket);
+      }
       res.writeHead(status, out);
       res.end(body);
       return bytes;
@@ -108,10 +112,13 @@ export function headerRecord(headers: readonly (readonly [string, string])[]): R
   return out;
 }
 
-/** Answers with the page of a catalogue error (one place for every edge refusal). */
-export function sendError(state: EdgeState, to: PageWriter, request: EdgeRequest | undefined, code: ErrorCode, requestId: string, extra: [string, string][] = [], close = false, app?: string): void {
+/**
+ * Answers with the page of a catalogue error (one place for every edge refusal). A refusal is
+ * the last thing that happens on an HTTP/1.1 connection: nothing pipelined after it is read.
+ */
+export function sendError(state: EdgeState, to: PageWriter, request: EdgeRequest | undefined, code: ErrorCode, requestId: string, extra: [string, string][] = [], app?: string): void {
   const page = errorPage(code, requestId);
-  const bytes = to.page(page.status, [...pageHeaders(), ...extra, ["x-request-id", requestId]], page.body, close);
+  const bytes = to.page(page.status, [...pageHeaders(), ...extra, ["x-request-id", requestId]], page.body, true);
   logAccess(state, request, requestId, page.status, bytes, { error: code, ...(app ? { app } : {}) });
 }
 
@@ -198,11 +205,11 @@ export function handleRequest(state: EdgeState, req: EdgeIncoming, res: EdgeResp
     return;
   }
   if (typeof request === "string") {
-    sendError(state, to, undefined, request, randomUUID(), [], true);
+    sendError(state, to, undefined, request, randomUUID(), []);
     return;
   }
   if (request.method === "CONNECT") {
-    sendError(state, to, request, "POSTERN_METHOD_NOT_ALLOWED", request.requestId, [], true);
+    sendError(state, to, request, "POSTERN_METHOD_NOT_ALLOWED", request.requestId, []);
     return;
   }
   if (request.path === "/robots.txt" && request.method === "GET") {
@@ -212,7 +219,7 @@ export function handleRequest(state: EdgeState, req: EdgeIncoming, res: EdgeResp
   }
   const admitted = admit(state, request);
   if ("error" in admitted) {
-    sendError(state, to, request, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : [], request.hasBody);
+    sendError(state, to, request, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : []);
     return;
   }
   const { route } = admitted;
@@ -231,22 +238,22 @@ export function handleRequest(state: EdgeState, req: EdgeIncoming, res: EdgeResp
  * TCP's window and the stream's high-water mark).
  */
 export function authorize(state: EdgeState, to: PageWriter, request: EdgeRequest, route: Route, proceed: (identity: IdentityHeaders, waited: boolean) => void): void {
-  if (!state.gate) return sendError(state, to, request, "POSTERN_PREAUTH_UNAVAILABLE", request.requestId, [], request.hasBody, route.app.name);
+  if (!state.gate) return sendError(state, to, request, "POSTERN_PREAUTH_UNAVAILABLE", request.requestId, [], route.app.name);
   const settle = (verdict: Verdict, waited: boolean) => {
     if (verdict.kind === "pass") return proceed(verdict.headers, waited);
-    const bytes = to.page(verdict.status, [...verdict.headers, ["x-request-id", request.requestId]], verdict.body, request.hasBody);
+    const bytes = to.page(verdict.status, [...verdict.headers, ["x-request-id", request.requestId]], verdict.body, request.hasBody || verdict.status >= 400);
     logAccess(state, request, request.requestId, verdict.status, bytes, { app: route.app.name });
   };
   let verdict: Verdict | Promise<Verdict>;
   try {
     verdict = state.gate.check(request, route);
   } catch {
-    return sendError(state, to, request, "POSTERN_PREAUTH_UNAVAILABLE", request.requestId, [], request.hasBody, route.app.name);
+    return sendError(state, to, request, "POSTERN_PREAUTH_UNAVAILABLE", request.requestId, [], route.app.name);
   }
   if (!(verdict instanceof Promise)) return settle(verdict, false);
   verdict.then(
     (v) => !to.gone() && settle(v, true),
-    () => !to.gone() && sendError(state, to, request, "POSTERN_PREAUTH_UNAVAILABLE", request.requestId, [], request.hasBody, route.app.name),
+    () => !to.gone() && sendError(state, to, request, "POSTERN_PREAUTH_UNAVAILABLE", request.requestId, [], route.app.name),
   );
 }
 
@@ -261,7 +268,7 @@ function forward(state: EdgeState, req: EdgeIncoming, res: EdgeResponse, request
   if (start(first)) return;
   if (request.hasBody || state.queue.length >= state.limits.maxQueued) {
     const code = first === undefined && !groupConnected(state.registry, route.app) ? "POSTERN_NO_CONNECTOR" : "POSTERN_OVERLOADED";
-    sendError(state, pageWriter(res), request, code, request.requestId, [], request.hasBody, route.app.name);
+    sendError(state, pageWriter(res), request, code, request.requestId, [], route.app.name);
     return;
   }
   // Every stream of the group is busy: wait (bounded) for one to free up.
@@ -273,7 +280,7 @@ function forward(state: EdgeState, req: EdgeIncoming, res: EdgeResponse, request
       if (!live) return false;
       done = true;
       state.timers.clear(timer);
-      if (!start(live)) sendError(state, pageWriter(res), request, "POSTERN_NO_CONNECTOR", request.requestId, [], false, route.app.name);
+      if (!start(live)) sendError(state, pageWriter(res), request, "POSTERN_NO_CONNECTOR", request.requestId, [], route.app.name);
       return true;
     },
     cancel: () => {
@@ -286,7 +293,7 @@ function forward(state: EdgeState, req: EdgeIncoming, res: EdgeResponse, request
   const timer = state.timers.set(() => {
     if (done) return;
     entry.cancel();
-    sendError(state, pageWriter(res), request, "POSTERN_OVERLOADED", request.requestId, [], false, route.app.name);
+    sendError(state, pageWriter(res), request, "POSTERN_OVERLOADED", request.requestId, [], route.app.name);
   }, state.limits.maxQueueWaitMs);
   res.once("close", () => entry.cancel());
   state.queue.push(entry);
@@ -514,7 +521,7 @@ class ProxiedRequest {
       return;
     }
     this.#release();
-    sendError(this.state, pageWriter(this.res), this.request, code, this.request.requestId, [], true, this.route.app.name);
+    sendError(this.state, pageWriter(this.res), this.request, code, this.request.requestId, [], this.route.app.name);
   }
 
   #cleanup(status: number, error?: ErrorCode): void {

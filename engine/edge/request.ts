@@ -53,6 +53,8 @@ const ABSOLUTE_FORM = /^https?:\/\/([^/?#\s]+)([^#\s]*)$/i;
 /** The request's checked form, "asterisk" for `OPTIONS *`, or the error to answer with. */
 export function readRequest(limits: EdgeLimits, trustedProxies: readonly string[], req: EdgeIncoming, scheme: "http" | "https"): EdgeRequest | "asterisk" | ErrorCode {
   const h2 = req.httpVersionMajor === 2;
+  // HTTP/0.9 (a request line without a version) has no headers to route by: refused.
+  if (req.httpVersionMajor !== 1 && !h2) return "POSTERN_BAD_REQUEST";
   const raw = h2 ? withoutPseudo(req.rawHeaders) : req.rawHeaders;
   if (raw.length / 2 > limits.maxHeaderCount) return "POSTERN_HEADERS_TOO_LARGE";
   let bytes = 0;
@@ -95,6 +97,8 @@ export function readRequest(limits: EdgeLimits, trustedProxies: readonly string[
   if (hosts !== 1 || !HOST.test(host)) return "POSTERN_BAD_REQUEST";
   const te = req.headers["transfer-encoding"];
   if (te !== undefined && (typeof te !== "string" || te.trim().toLowerCase() !== "chunked")) return "POSTERN_BAD_REQUEST";
+  // RFC 9112 §6.1: Transfer-Encoding on HTTP/1.0 means faulty framing.
+  if (te !== undefined && req.httpVersion === "1.0") return "POSTERN_BAD_REQUEST";
   const q = target.indexOf("?");
   const rawPath = q < 0 ? target : target.slice(0, q);
   const rawQuery = q < 0 ? undefined : target.slice(q + 1);

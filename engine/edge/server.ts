@@ -25,7 +25,9 @@ import type { ConnectorRegistry } from "../tunnel/registry.js";
 import type { AuthResult, AuthTask } from "../workers/auth-task.js";
 import { authPoolSchema, taskFile, WorkerPool, type AuthPoolInput, type TranslateLimitsInput } from "../workers/pool.js";
 import { authPage } from "./pages.js";
-import { handleRequest, realTimers, type EdgeResponse, type EdgeState, type Timers } from "./proxy.js";
+import { handleRequest, pageWriter, realTimers, sendError, type EdgeResponse, type EdgeState, type Timers } from "./proxy.js";
+import { closeAfterThis, inTurn } from "./turns.js";
+import { randomUUID } from "node:crypto";
 import { RouteTable } from "./routes.js";
 import { handleH2WebSocket, handleUpgrade } from "./upgrade.js";
 
@@ -47,17 +49,6 @@ export interface EdgeOptions {
   readonly logger?: Logger;
 }
 
-/** The HTTP/1.1 request in progress on a socket, and the ones pipelined behind it. */
-interface SocketTurn {
-  busy: boolean;
-  /** A response said Connection: close (or the socket failed): nothing more is processed. */
-  closing: boolean;
-  waiting: (() => void)[];
-}
-
-const turns = new WeakMap<object, SocketTurn>();
-/** Pipelined requests held per connection before it is closed (they cannot be answered out of order). */
-const MAX_PIPELINED = 16;
 
 export class Edge {
   readonly state: EdgeState;
@@ -97,7 +88,7 @@ export class Edge {
       page: authPage,
     });
     if (options.httpPort !== undefined) {
-      const server = createServer({ ...http1Options(limits), requireHostHeader: true, insecureHTTPParser: false, joinDuplicateHeaders: false });
+      const server = createServer({ ...http1Options(limits), ...STRICT });
       edge.#http1(server, "http");
       edge.httpPort = await listen(server, options.host, options.httpPort);
       edge.#servers.push(server);
@@ -122,7 +113,7 @@ export class Edge {
         unknownProtocolTimeout: limits.headerTimeoutMs,
       });
       // The HTTP/1.1 side of the TLS port reads these from the server, as node:http does.
-      Object.assign(server, http1Options(limits), { requireHostHeader: true, insecureHTTPParser: false, joinDuplicateHeaders: false });
+      Object.assign(server, http1Options(limits), STRICT);
       edge.#http1(server, "https");
       edge.#http2(server);
       edge.httpsPort = await listen(server, options.host, options.https.port);
@@ -142,15 +133,21 @@ export class Edge {
     // Expect: 100-continue is answered once the request is admitted (routed, throttled, signed in).
     server.on("checkContinue", (req, res) => onRequest(req, res, true));
     server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      const turn = turnOf(socket);
-      turn.closing = true; // an upgraded connection carries no further HTTP requests
+      closeAfterThis(socket); // an upgraded connection carries no further HTTP requests
       handleUpgrade(state, req, socket, head, scheme);
     });
     // CONNECT (HTTP/1.1) is never tunnelled: refused, and the connection closes.
     server.on("connect", (req: IncomingMessage, socket: Duplex) => {
       this.#refuseRaw(socket, 405, "CONNECT is not supported", req.socket?.remoteAddress);
     });
+    // An expectation other than 100-continue cannot be met: 417, and the connection closes.
+    server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
+      inTurn(req, res, () => sendError(state, pageWriter(res), undefined, "POSTERN_EXPECTATION_FAILED", randomUUID(), []));
+    });
     server.on("clientError", (err: Error & { code?: string }, socket: Duplex) => {
+      // Bytes after a request that closes the connection (HTTP/1.0, Connection: close) are
+      // never read: that request's response still goes out, then the connection closes.
+      if (err.code === "HPE_CLOSED_CONNECTION" && (socket as Socket & { _httpMessage?: unknown })._httpMessage) return closeAfterThis(socket);
       const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
       this.#refuseRaw(socket, status, err.code ?? "bad request", (socket as Socket).remoteAddress);
     });
@@ -195,7 +192,7 @@ export class Edge {
 
   /** Answers on a raw socket and closes it; refusals are logged, at most 10 a second. */
   #refuseRaw(socket: Duplex, status: number, reason: string, peer: string | undefined): void {
-    turnOf(socket).closing = true;
+    closeAfterThis(socket);
     this.#logRefusal(reason, peer, status);
     // A body that breaks framing mid-request fails the request it belongs to: if its response has
     // not started, the client gets the refusal; the proxied request sees the socket close.
@@ -240,6 +237,12 @@ export class Edge {
   }
 }
 
+/**
+ * llhttp without lenient flags; duplicate headers kept apart. A missing Host is refused by the
+ * edge itself (Node's own check answers without closing, so a pipelined request would run).
+ */
+const STRICT = { requireHostHeader: false, insecureHTTPParser: false, joinDuplicateHeaders: false } as const;
+
 function http1Options(limits: EdgeLimits) {
   return {
     maxHeaderSize: limits.maxHeaderBytes + limits.maxUrlBytes,
@@ -251,41 +254,6 @@ function http1Options(limits: EdgeLimits) {
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     connectionsCheckingInterval: Math.min(1000, limits.headerTimeoutMs),
   };
-}
-
-function turnOf(socket: object): SocketTurn {
-  let turn = turns.get(socket);
-  if (!turn) turns.set(socket, (turn = { busy: false, closing: false, waiting: [] }));
-  return turn;
-}
-
-/**
- * Runs one HTTP/1.1 request at a time per connection: a pipelined request waits for the one
- * before it, and is dropped when that response closed the connection (a refusal with
- * Connection: close must be the last thing that happens on it).
- */
-function inTurn(req: IncomingMessage, res: ServerResponse, run: () => void): void {
-  const turn = turnOf(req.socket);
-  const go = () => {
-    if (turn.closing) {
-      req.socket.destroy();
-      return;
-    }
-    turn.busy = true;
-    res.once("close", () => {
-      if (res.getHeader("connection") === "close" || !res.writableFinished) turn.closing = true;
-      turn.busy = false;
-      const next = turn.waiting.shift();
-      if (next) next();
-    });
-    run();
-  };
-  if (!turn.busy && !turn.closing) return go();
-  if (turn.closing || turn.waiting.length >= MAX_PIPELINED) {
-    req.socket.destroy();
-    return;
-  }
-  turn.waiting.push(go);
 }
 
 function listen(server: Server | Http2SecureServer, host: string, port: number): Promise<number> {

@@ -114,7 +114,7 @@ function start(state: EdgeState, req: EdgeIncoming, scheme: "http" | "https", us
 }
 
 function refuse(state: EdgeState, user: UserSide, request: EdgeRequest | undefined, code: ErrorCode, requestId: string, extra: [string, string][] = []): void {
-  if (!user.gone()) sendError(state, user, request, code, requestId, extra, true);
+  if (!user.gone()) sendError(state, user, request, code, requestId, extra);
 }
 
 function relayUpgrade(state: EdgeState, user: UserSide, request: EdgeRequest, route: Route, live: LiveConnection | undefined, identity: IdentityHeaders, headers: readonly string[], early: Buffer | undefined): void {

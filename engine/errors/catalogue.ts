@@ -57,6 +57,8 @@ export const ERRORS = {
   POSTERN_NO_ROUTE: { retryable: false, status: 404, when: "no application is published at the request's host and path", page: { title: "Not found", cause: "No application is published at this address." } },
   /** CONNECT (or another method the edge never forwards). */
   POSTERN_METHOD_NOT_ALLOWED: { retryable: false, status: 405, when: "the method is one the edge never forwards (CONNECT)", page: { title: "Method not allowed", cause: "This service does not forward this method." } },
+  /** An Expect other than 100-continue. */
+  POSTERN_EXPECTATION_FAILED: { retryable: false, status: 417, when: "the request carries an Expect other than 100-continue", page: { title: "Expectation failed", cause: "The request asks for an expectation this service cannot meet." } },
   /** The request line or target is longer than maxUrlBytes. */
   POSTERN_URI_TOO_LONG: { retryable: false, status: 414, when: "the request target is longer than the edge accepts", page: { title: "URI too long", cause: "The request line is longer than this service accepts." } },
   /** Too many request headers, or too many bytes of them. */

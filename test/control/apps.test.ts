@@ -17,7 +17,7 @@ describe("app settings rules", () => {
     const parsed = parseApp(base, context);
     expect(parsed.ok && parsed.value).toEqual({
       ...base, preAuthentication: "oidc", connectorGroup: "Default", backendTimeout: "default", maintenanceMode: false,
-      cookie: { httpOnly: false, secure: true, persistent: false, sameSite: "lax" }, translateHeaders: true, translateBody: false, validateBackendTls: true,
+      cookie: { httpOnly: true, secure: true, persistent: false, sameSite: "lax" }, translateHeaders: true, translateBody: false, validateBackendTls: true,
       assignments: { users: [], groups: [] }, policy: { allowedIpRanges: [], requireMfa: false, sessionLifetimeMinutes: 480 }, ssoHeaders: {},
       oidc: { claims: { username: "preferred_username", groups: "groups", roles: "roles", amr: "amr" }, apiScopes: [], apiRoles: [], identityAssertion: false },
     } satisfies AppSettings);
