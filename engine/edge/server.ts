@@ -137,8 +137,10 @@ export class Edge {
       handleUpgrade(state, req, socket, head, scheme);
     });
     // CONNECT (HTTP/1.1) is never tunnelled: refused, and the connection closes.
-    server.on("connect", (req: IncomingMessage, socket: Duplex) => {
-      this.#refuseRaw(socket, 405, "CONNECT is not supported", req.socket?.remoteAddress);
+    server.on("connect", (req: IncomingMessage | Http2ServerRequest, socket: Duplex | Http2ServerResponse) => {
+      // HTTP/2 hands its CONNECT requests here too: extended CONNECT carries WebSockets.
+      if (req.httpVersionMajor === 2) return this.#h2Request(req as Http2ServerRequest, socket as Http2ServerResponse, false);
+      this.#refuseRaw(socket as Duplex, 405, "CONNECT is not supported", req.socket?.remoteAddress);
     });
     // An expectation other than 100-continue cannot be met: 417, and the connection closes.
     server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
@@ -177,8 +179,12 @@ export class Edge {
           reset++;
           if (opened >= limits.h2ResetFloodMinStreams && reset / opened > 0.5) {
             this.#logRefusal("HTTP/2 rapid reset", session.socket?.remoteAddress);
+            // GOAWAY with ENHANCE_YOUR_CALM (RFC 9113 §7), then the session ends: at once when
+            // its streams are done, within a second in any case.
+            if (session.closed || session.destroyed) return;
             session.goaway(h2.NGHTTP2_ENHANCE_YOUR_CALM);
-            session.destroy();
+            session.close();
+            setTimeout(() => session.destroy(), 1000).unref();
           }
         });
       });

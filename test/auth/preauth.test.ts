@@ -54,6 +54,12 @@ describe("pre-authentication with the built-in IdP", () => {
     const name = cookieName(portal)!;
     expect(name).toBeDefined();
     expect(browser.cookies(portal).get(name)!.length).toBeLessThan(3800);
+    // A plain-http external URL: no __Host- prefix and no Secure flag (a browser would drop the
+    // cookie), HttpOnly by default.
+    expect(name.startsWith("postern_s_")).toBe(true);
+    const line = ([back.headers["set-cookie"]].flat() as string[]).find((l) => l.startsWith(`${name}=`))!;
+    expect(line).toMatch(/; HttpOnly/);
+    expect(line).not.toMatch(/; Secure/);
     const page = await browser.fetch(`http://${portal}/deep/link?x=1`, { headers: { "x-remote-user": "mallory", "x-remote-groups": "Admins" } });
     expect(page.status).toBe(200);
     const seen = JSON.parse(page.text) as { headers: Record<string, string> };
