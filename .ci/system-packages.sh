@@ -14,6 +14,8 @@ have /usr/sbin/nginx || need+=(nginx-light)
 have /usr/bin/chromium || need+=(chromium)
 # HTTP/2 load against the HTTPS edge (h2load)
 have h2load || need+=(nghttp2-client)
+# a real third-party app behind the edge in the browser tests (its kernel needs ipykernel)
+have /usr/bin/jupyter-notebook || need+=(jupyter-notebook python3-ipykernel)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" = 0 ] && have apt-get; then
   echo "npm test: installing Debian packages: ${need[*]}" >&2
