@@ -10,7 +10,7 @@ import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import { inRanges } from "../auth/policy.js";
 import type { ErrorCode } from "../errors/catalogue.js";
-import { TOKEN } from "../http/headers.js";
+import { isValidField, TOKEN } from "../http/headers.js";
 import { canonicalPath } from "../http/paths.js";
 import type { EdgeLimits } from "../limits/config.js";
 
@@ -64,6 +64,8 @@ export function readRequest(limits: EdgeLimits, trustedProxies: readonly string[
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     const value = raw[i + 1]!;
+    // llhttp has checked HTTP/1.1 fields; HTTP/2 fields come from HPACK as any bytes at all.
+    if (h2 && !isValidField(raw[i]!, value)) return "POSTERN_BAD_REQUEST";
     bytes += name.length + value.length + 4;
     headers.push([name, value]);
     if (name === "host") {
