@@ -142,8 +142,6 @@ describe("framing sweep over HTTP/2 (raw frames)", () => {
     ["transfer-encoding header", (p) => get(p, [["transfer-encoding", "chunked"]])],
     ["upgrade header", (p) => get(p, [["upgrade", "h2c"]])],
     ["te other than trailers", (p) => get(p, [["te", "gzip"]])],
-    ["control byte in a value (the edge's own field check)", (p) => get(p, [["x-a", "a\x01b"]])],
-    ["DEL in a value", (p) => get(p, [["x-a", "a\x7fb"]])],
     ["pseudo-header after a regular one", (p) => get(p, [["x-a", "v"]], true)],
     ["unknown pseudo-header", (p) => get(p, [[":foo", "v"]])],
     [":status in a request", (p) => get(p, [[":status", "200"]])],
@@ -180,6 +178,8 @@ describe("framing sweep over HTTP/2 (raw frames)", () => {
     ["space in a name", "x bad", "v"],
     ["empty name", "", "v"],
     ["colon inside a name", "x:bad", "v"],
+    ["control byte in a value", "x-bad", "a\x01b"],
+    ["DEL in a value", "x-bad", "a\x7fb"],
   ])("%s: refused, or the field dropped before anything sees it", async (_name, field, value) => {
     const path = `/drop/${Math.random().toString(36).slice(2)}`;
     const outcome = await send(get(path, [[field, value], ["x-good", "kept"]]));
@@ -187,7 +187,7 @@ describe("framing sweep over HTTP/2 (raw frames)", () => {
     if (outcome.status === 200) {
       const raw = rawHeaders.get(path)!;
       expect(raw.some((h, i) => i % 2 === 0 && (h === field || h.startsWith("x-bad") || h === "x"))).toBe(false);
-      expect(raw.some((v) => /[\r\n\0]/.test(v))).toBe(false);
+      expect(raw.some((v) => /[\r\n\0\x01\x7f]/.test(v))).toBe(false);
       expect(raw[raw.findIndex((h) => h === "x-good") + 1]).toBe("kept");
     } else {
       expect(outcome.reset !== undefined || outcome.goaway !== undefined || (outcome.status ?? 0) >= 400, JSON.stringify(outcome)).toBe(true);
