@@ -6,7 +6,7 @@
  * lives in its own module; this one only hands it the streams.
  */
 import { EventEmitter } from "node:events";
-import pino, { type Logger } from "pino";
+import type { Logger } from "pino";
 import type { Session } from "../engine/mux/session.js";
 import type { Stream } from "../engine/mux/stream.js";
 import { ControlClient } from "../control/client/client.js";
@@ -19,6 +19,7 @@ import { BackendProxy } from "./proxy.js";
 import { TunnelPool } from "./tunnels.js";
 import { resolveConnectorSettings, type ConnectorSettings, type ConnectorSettingsInput } from "./settings.js";
 import { type Clock, systemClock } from "../engine/config/clock.js";
+import { processLogger } from "../engine/config/logger.js";
 
 const DAY_MS = 86_400_000;
 
@@ -70,7 +71,7 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
     this.#settings = resolveConnectorSettings(settings);
     this.#identity = loadIdentity(options.stateDir, "connector");
     this.#now = options.now ?? systemClock;
-    this.#log = options.logger ?? pino({ name: "connector", level: process.env.POSTERN_LOG_LEVEL ?? "info" }, pino.destination(2));
+    this.#log = options.logger ?? processLogger("connector");
     this.#client = new ControlClient({
       controlUrl: options.controlUrl ?? this.#identity.controlUrl,
       caPem: this.#identity.caPem,

@@ -10,7 +10,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import pino, { type Logger } from "pino";
+import type { Logger } from "pino";
 import { VERSION } from "../engine/version.js";
 import { TenantCa } from "./ca.js";
 import { CREDENTIAL_FILE, lifecyclePolicySchema, type ControlContext } from "./context.js";
@@ -31,6 +31,7 @@ import { openApiDocument } from "./api/openapi.js";
 import { Router, sendJson, type Route } from "./api/router.js";
 import { PosternError } from "../engine/errors/catalogue.js";
 import { type Clock, systemClock } from "../engine/config/clock.js";
+import { processLogger } from "../engine/config/logger.js";
 
 /** Control's numeric and address settings, validated once at start. */
 export const controlSettingsSchema = z.object({
@@ -84,7 +85,7 @@ export interface ControlHandle {
 const DEFAULT_TENANT_ID = "default";
 
 export async function startControl(options: ControlOptions): Promise<ControlHandle> {
-  const log = options.logger ?? pino({ name: "control", level: process.env.POSTERN_LOG_LEVEL ?? "info" }, pino.destination(2));
+  const log = options.logger ?? processLogger("control");
   const now = options.now ?? systemClock;
   const settings = resolveSettings(controlSettingsSchema, { host: options.host, port: options.port, sweepIntervalMs: options.sweepIntervalMs, policy: options.policy }, "control");
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });

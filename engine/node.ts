@@ -4,7 +4,7 @@
  * and the tunnel listener connectors dial. The public edge builds on top of this.
  */
 import { join } from "node:path";
-import pino, { type Logger } from "pino";
+import type { Logger } from "pino";
 import { z } from "zod";
 import { muxConfigSchema } from "./mux/config.js";
 import { integer, port, resolveSettings } from "./config/settings.js";
@@ -22,6 +22,7 @@ import { authPoolSchema, translateLimitsSchema } from "./workers/pool.js";
 import { Agent } from "undici";
 import type { SignInReport } from "../control/contract/feed.js";
 import { type Clock } from "./config/clock.js";
+import { processLogger } from "./config/logger.js";
 
 /** An engine node's settings, validated once at start; every number with its unit. */
 export const engineSettingsSchema = z.object({
@@ -76,7 +77,7 @@ export class EngineNode {
   ) {}
 
   static async start(options: EngineNodeOptions): Promise<EngineNode> {
-    const log = options.logger ?? pino({ name: "engine", level: process.env.POSTERN_LOG_LEVEL ?? "info" }, pino.destination(2));
+    const log = options.logger ?? processLogger("engine");
     const { stateDir: _dir, tunnelUrl: _tunnelUrl, version: _version, controlUrl: _url, timers: _timers, now: _now, logger: _logger, ...input } = options;
     const settings = resolveSettings(engineSettingsSchema, input, "engine");
     const identity = loadIdentity(options.stateDir, "engine");

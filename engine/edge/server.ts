@@ -13,7 +13,7 @@ import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { createSecureContext, type SecureContext } from "node:tls";
-import pino, { type Logger } from "pino";
+import type { Logger } from "pino";
 import type { Dispatcher } from "undici";
 import type { EngineConfig, SignInReport } from "../../control/contract/feed.js";
 import { AuthGate, type AuthConfig } from "../auth/gate.js";
@@ -30,6 +30,7 @@ import { closeAfterThis, inTurn } from "./turns.js";
 import { randomUUID } from "node:crypto";
 import { RouteTable } from "./routes.js";
 import { handleH2WebSocket, handleUpgrade } from "./upgrade.js";
+import { processLogger } from "../config/logger.js";
 
 export interface EdgeOptions {
   readonly host: string;
@@ -74,7 +75,7 @@ export class Edge {
       throttle: new Throttle(limits, options.now),
       limits,
       timers: options.timers ?? realTimers,
-      log: options.logger ?? pino({ name: "engine", level: process.env.POSTERN_LOG_LEVEL ?? "info" }, pino.destination(2)),
+      log: options.logger ?? processLogger("engine"),
       inflight: 0,
       queue: [],
       ...(options.translate ? { translateLimits: options.translate } : {}),
