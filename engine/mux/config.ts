@@ -57,7 +57,10 @@ export type MuxConfigInput = z.input<typeof muxConfigSchema>;
 
 /** Validates an input against the schema, fills defaults, rejects unknown keys, freezes. */
 export function resolveMuxConfig(input: MuxConfigInput = {}): MuxConfig {
-  return resolveSettings(muxConfigSchema, input, "mux config");
+  const resolved = resolveSettings(muxConfigSchema, input, "mux config");
+  // Copied into one literal-shaped object: the session reads these fields on every frame, and
+  // zod's result keeps most of them out of line (the bulk benchmark ran 20% slower on it).
+  return Object.freeze({ ...resolved });
 }
 
 export const DEFAULT_MUX_CONFIG: MuxConfig = resolveMuxConfig();
