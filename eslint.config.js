@@ -21,6 +21,16 @@ export default tseslint.config(
     },
   },
   {
+    // Contracts are typed end to end: production code never launders a type through unknown.
+    files: ["engine/**/*.ts", "connector/**/*.ts", "control/**/*.ts", "cli/**/*.ts"],
+    rules: {
+      "no-restricted-syntax": ["error", {
+        selector: "TSAsExpression > TSAsExpression.expression[typeAnnotation.type='TSUnknownKeyword']",
+        message: "no `as unknown as` in production code: type the value (parse it, or narrow it) instead",
+      }],
+    },
+  },
+  {
     files: ["lint/**/*.js", "eslint.config.js"],
     languageOptions: { globals: { process: "readonly" } },
   },

@@ -40,7 +40,8 @@ class WsTransport implements Transport {
   private early: Buffer[] = [];
   private gone = false;
 
-  constructor(private readonly ws: WebSocket) {
+  /** `socket`: the connection under the WebSocket, whose 'drain' tells when sending can go on. */
+  constructor(private readonly ws: WebSocket, socket: Socket) {
     ws.on("message", (data: Buffer) => {
       if (this.handlers === null) this.early.push(data);
       else this.handlers.message(data);
@@ -48,7 +49,6 @@ class WsTransport implements Transport {
     ws.on("close", (code: number, reason: Buffer) => this.closed(closeError(code, reason.toString("utf8"))));
     ws.on("error", (err: Error) => this.closed(new PosternError("POSTERN_TRANSPORT_CLOSED", `tunnel connection failed: ${err.message}`, { cause: err })));
     // `ws` has no drain event of its own; the socket under it does.
-    const socket = (ws as unknown as { _socket: Socket })._socket;
     socket.on("drain", () => this.handlers?.drain());
   }
 
@@ -99,9 +99,11 @@ export function connectTransport(options: ConnectOptions): Promise<Transport> {
       ws.terminate();
       failEarly(new Error(`upgrade refused with HTTP ${res.statusCode}`));
     });
+    let socket: Socket | undefined;
+    ws.once("upgrade", (res) => (socket = res.socket));
     ws.once("open", () => {
       ws.off("error", failEarly);
-      resolve(new WsTransport(ws));
+      resolve(new WsTransport(ws, socket!));
     });
   });
 }

@@ -13,7 +13,7 @@ import type { PeerKind } from "../engine/identity/proof.js";
 import type { Sealer } from "./secrets.js";
 import type { Store } from "./store/types.js";
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(globalThis.crypto);
 
 const EC_P256 = { name: "ECDSA", namedCurve: "P-256" } as const;
 const SIGNING = { name: "ECDSA", hash: "SHA-256" } as const;

@@ -9,7 +9,8 @@ import "reflect-metadata";
 import { X509Certificate, SubjectAlternativeNameExtension } from "@peculiar/x509";
 import { execFileSync } from "node:child_process";
 import { createPrivateKey, createPublicKey, X509Certificate as NodeX509 } from "node:crypto";
-import { createSecureContext } from "node:tls";
+import { Duplex } from "node:stream";
+import { createSecureContext, TLSSocket } from "node:tls";
 import type { Problem } from "./apps.js";
 import { PosternError } from "../engine/errors/catalogue.js";
 
@@ -36,9 +37,11 @@ export function checkDomainCertificate(upload: CertificateUpload, host: string, 
     const pfx = Buffer.from(upload.pfxBase64, "base64");
     try {
       const context = createSecureContext({ pfx, passphrase: upload.password });
-      // SecureContext.context.getCertificate() is how Node's own tests read the leaf back.
-      const native = (context as unknown as { context: { getCertificate?: () => Buffer | null } }).context;
-      const der = native.getCertificate?.();
+      // The leaf the context would serve, read back through a TLS socket that never connects.
+      const probe = new TLSSocket(new Duplex({ read() {}, write(_c, _e, done) { done(); } }), { secureContext: context, isServer: true });
+      const leaf = probe.getCertificate();
+      const der = leaf !== null && "raw" in leaf ? leaf.raw : undefined;
+      probe.destroy();
       if (!der) return refuse("the PFX file holds no certificate");
       leafDer = der;
     } catch (err) {

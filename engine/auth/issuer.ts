@@ -69,10 +69,20 @@ export class Issuer {
     } catch (err) {
       throw new PosternError("POSTERN_AUTH_UNAVAILABLE", `the identity provider's discovery document ${this.discoveryUrl} could not be read: ${(err as Error).message}`, { cause: err });
     }
-    for (const field of ["issuer", "authorization_endpoint", "token_endpoint", "jwks_uri"]) {
-      if (typeof doc[field] !== "string") throw new PosternError("POSTERN_AUTH_UNAVAILABLE", `${this.discoveryUrl}: the discovery document has no ${field}`);
-    }
-    const value = doc as unknown as IssuerMetadata;
+    const text = (field: string): string => {
+      const v = doc[field];
+      if (typeof v !== "string") throw new PosternError("POSTERN_AUTH_UNAVAILABLE", `${this.discoveryUrl}: the discovery document has no ${field}`);
+      return v;
+    };
+    const methods = doc.token_endpoint_auth_methods_supported;
+    const value: IssuerMetadata = {
+      issuer: text("issuer"),
+      authorization_endpoint: text("authorization_endpoint"),
+      token_endpoint: text("token_endpoint"),
+      jwks_uri: text("jwks_uri"),
+      ...(Array.isArray(methods) ? { token_endpoint_auth_methods_supported: methods.filter((m): m is string => typeof m === "string") } : {}),
+      ...(typeof doc.end_session_endpoint === "string" ? { end_session_endpoint: doc.end_session_endpoint } : {}),
+    };
     this.#metadata = { value, at: this.now() };
     return value;
   }
