@@ -204,6 +204,29 @@ describe("framing sweep over HTTP/2 (raw frames)", () => {
     expect(started.filter((u) => u === path).length).toBeLessThanOrEqual(1);
   });
 
+  it.each([
+    ["PING", () => frame(0x6, 0, 0, Buffer.alloc(8))],
+    ["SETTINGS", () => frame(0x4, 0, 0, Buffer.from([0x00, 0x03, 0x00, 0x00, 0x00, 0x64]))],
+  ])("a %s flood from a client that does not read the answers ends its session", async (_name, make) => {
+    const socket: TLSSocket = tlsConnect({ host: "127.0.0.1", port: rig.engine.edge.httpsPort!, ALPNProtocols: ["h2"], rejectUnauthorized: false });
+    await new Promise<void>((resolve, reject) => socket.once("secureConnect", () => resolve()).once("error", reject));
+    socket.on("error", () => undefined);
+    socket.pause(); // never reads: the answers pile up on the server's side
+    const closed = new Promise<boolean>((resolve) => {
+      socket.once("close", () => resolve(true));
+      setTimeout(() => resolve(false), 10_000).unref();
+    });
+    const one = make();
+    const burst = Buffer.concat(Array.from({ length: 2000 }, () => one));
+    socket.write(Buffer.concat([PREFACE, frame(0x4, 0, 0, Buffer.alloc(0))]));
+    for (let i = 0; i < 50 && !socket.destroyed; i++) {
+      socket.write(burst);
+      await new Promise((r) => setImmediate(r));
+    }
+    socket.resume(); // read again, so a GOAWAY and the close are seen
+    expect(await closed).toBe(true);
+  }, 20_000);
+
   it("valid controls reach the backend exactly: a GET, and a POST whose body matches its Content-Length", async () => {
     const path = `/good/${Math.random().toString(36).slice(2)}`;
     expect((await send(get(`${path}/a;p=1?q=%2F`))).status).toBe(200);
