@@ -52,9 +52,10 @@ const ABSOLUTE_FORM = /^https?:\/\/([^/?#\s]+)([^#\s]*)$/i;
 
 /** The request's checked form, "asterisk" for `OPTIONS *`, or the error to answer with. */
 export function readRequest(limits: EdgeLimits, trustedProxies: readonly string[], req: EdgeIncoming, scheme: "http" | "https"): EdgeRequest | "asterisk" | ErrorCode {
-  const h2 = req.httpVersionMajor === 2;
-  // HTTP/0.9 (a request line without a version) has no headers to route by: refused.
-  if (req.httpVersionMajor !== 1 && !h2) return "POSTERN_BAD_REQUEST";
+  // The stack the request came through decides, never the version it claims: an HTTP/1.1
+  // request line may say "HTTP/2.0" (or nothing, HTTP/0.9); only 1.x is valid there.
+  const h2 = isHttp2(req);
+  if (!h2 && req.httpVersionMajor !== 1) return "POSTERN_BAD_REQUEST";
   const raw = h2 ? withoutPseudo(req.rawHeaders) : req.rawHeaders;
   if (raw.length / 2 > limits.maxHeaderCount) return "POSTERN_HEADERS_TOO_LARGE";
   let bytes = 0;
@@ -109,7 +110,7 @@ export function readRequest(limits: EdgeLimits, trustedProxies: readonly string[
   const length = req.headers["content-length"];
   const contentLength = typeof length === "string" ? Number(length) : undefined;
   if (contentLength !== undefined && !Number.isSafeInteger(contentLength)) return "POSTERN_BAD_REQUEST";
-  const hasBody = h2 ? !(req as Http2ServerRequest).stream.endAfterHeaders && contentLength !== 0 : (contentLength ?? 0) > 0 || te !== undefined;
+  const hasBody = h2 ? !req.stream.endAfterHeaders && contentLength !== 0 : (contentLength ?? 0) > 0 || te !== undefined;
   const peerAddress = plainAddress(req.socket?.remoteAddress);
   return {
     requestId: randomUUID(),
@@ -129,6 +130,11 @@ export function readRequest(limits: EdgeLimits, trustedProxies: readonly string[
     hasBody,
     startedAt: performance.now(),
   };
+}
+
+/** Whether the request came over HTTP/2 (node:http2's compatibility API). */
+export function isHttp2(req: EdgeIncoming): req is Http2ServerRequest {
+  return "stream" in req;
 }
 
 function withoutPseudo(raw: readonly string[]): string[] {

@@ -25,11 +25,12 @@ import type { ConnectorRegistry } from "../tunnel/registry.js";
 import type { AuthResult, AuthTask } from "../workers/auth-task.js";
 import { authPoolSchema, taskFile, WorkerPool, type AuthPoolInput, type TranslateLimitsInput } from "../workers/pool.js";
 import { authPage } from "./pages.js";
-import { handleRequest, pageWriter, realTimers, sendError, type EdgeResponse, type EdgeState, type Timers } from "./proxy.js";
+import { abortResponse, handleRequest, pageWriter, realTimers, sendError, type EdgeResponse, type EdgeState, type Timers } from "./proxy.js";
 import { closeAfterThis, inTurn } from "./turns.js";
 import { randomUUID } from "node:crypto";
 import { RouteTable } from "./routes.js";
 import { handleH2WebSocket, handleUpgrade } from "./upgrade.js";
+import { isHttp2 } from "./request.js";
 import { processLogger } from "../config/logger.js";
 
 export interface EdgeOptions {
@@ -126,21 +127,26 @@ export class Edge {
   /** Requests, upgrades and refusals on the HTTP/1.1 side of a listener. */
   #http1(server: Server | Http2SecureServer, scheme: "http" | "https"): void {
     const state = this.state;
-    const onRequest = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, expectContinue: boolean) => {
-      if (req.httpVersionMajor === 2) return this.#h2Request(req as Http2ServerRequest, res as Http2ServerResponse, expectContinue);
-      inTurn(req as IncomingMessage, res as ServerResponse, () => handleRequest(state, req, res as EdgeResponse, scheme, expectContinue));
-    };
+    const onRequest = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, expectContinue: boolean) => this.#guard(res, () => {
+      if (isHttp2(req)) return this.#h2Request(req, res as Http2ServerResponse, expectContinue);
+      inTurn(req as IncomingMessage, res as ServerResponse, () => this.#guard(res, () => handleRequest(state, req, res as EdgeResponse, scheme, expectContinue)));
+    });
     server.on("request", (req, res) => onRequest(req, res, false));
     // Expect: 100-continue is answered once the request is admitted (routed, throttled, signed in).
     server.on("checkContinue", (req, res) => onRequest(req, res, true));
     server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       closeAfterThis(socket); // an upgraded connection carries no further HTTP requests
-      handleUpgrade(state, req, socket, head, scheme);
+      try {
+        handleUpgrade(state, req, socket, head, scheme);
+      } catch (err) {
+        state.log.error({ err }, "upgrade handler failed");
+        socket.destroy();
+      }
     });
     // CONNECT (HTTP/1.1) is never tunnelled: refused, and the connection closes.
     server.on("connect", (req: IncomingMessage | Http2ServerRequest, socket: Duplex | Http2ServerResponse) => {
       // HTTP/2 hands its CONNECT requests here too: extended CONNECT carries WebSockets.
-      if (req.httpVersionMajor === 2) return this.#h2Request(req as Http2ServerRequest, socket as Http2ServerResponse, false);
+      if (isHttp2(req)) return this.#h2Request(req, socket as Http2ServerResponse, false);
       this.#refuseRaw(socket as Duplex, 405, "CONNECT is not supported", req.socket?.remoteAddress);
     });
     // An expectation other than 100-continue cannot be met: 417, and the connection closes.
@@ -195,6 +201,21 @@ export class Edge {
   #h2Request(req: Http2ServerRequest, res: Http2ServerResponse, expectContinue: boolean): void {
     if (req.method === "CONNECT" && req.headers[":protocol"] === "websocket") return handleH2WebSocket(this.state, req, res, "https");
     handleRequest(this.state, req, res, "https", expectContinue);
+  }
+
+  /**
+   * A bug in a handler fails that one request (500, logged with its stack), never the
+   * process: one client's request must not take every other user's down.
+   */
+  #guard(res: ServerResponse | Http2ServerResponse, run: () => void): void {
+    try {
+      run();
+    } catch (err) {
+      const requestId = randomUUID();
+      this.state.log.error({ err, requestId }, "request handler failed");
+      if (!res.headersSent) sendError(this.state, pageWriter(res as EdgeResponse), undefined, "POSTERN_INTERNAL", requestId);
+      else abortResponse(res as EdgeResponse);
+    }
   }
 
   /** Answers on a raw socket and closes it; refusals are logged, at most 10 a second. */

@@ -125,8 +125,9 @@ function vectors(): Vector[] {
   // Extra spaces between the parts are read unambiguously (the request is rebuilt from its parsed form).
   v.push({ name: "two spaces after the method", bytes: "GET  /g/ID HTTP/1.1\r\nHost: HOST\r\n\r\n", expect: fine() });
   v.push({ name: "two spaces before the version", bytes: "GET /g/ID  HTTP/1.1\r\nHost: HOST\r\n\r\n", expect: fine() });
-  // HTTP/2.0 in an HTTP/1.1 request line: Node closes the connection without an answer.
-  v.push({ name: "request line with HTTP/2.0", bytes: "GET /g/ID HTTP/2.0\r\nHost: HOST\r\n\r\n", expect: { refused: true } });
+  // HTTP/2.0 in an HTTP/1.1 request line: llhttp passes it on; the edge refuses it.
+  v.push({ name: "request line with HTTP/2.0", bytes: "GET /g/ID HTTP/2.0\r\nHost: HOST\r\n\r\n", expect: REFUSED });
+  v.push({ name: "request line with HTTP/3.0", bytes: "GET /g/ID HTTP/3.0\r\nHost: HOST\r\n\r\n", expect: REFUSED });
   for (const line of ["GET /g/ID HTTP/1.1 ", "GET /g/ID HTTP/0.9", "GET /g/ID http/1.1", "GET /g/ID", "G\x00T /g/ID HTTP/1.1", "GET\t/g/ID HTTP/1.1"]) {
     v.push({ name: `request line ${JSON.stringify(line)}`, bytes: `${line}\r\nHost: HOST\r\n\r\n`, expect: REFUSED });
   }
