@@ -11,7 +11,7 @@ import type { ServerResponse } from "node:http";
 import { constants as h2, type Http2ServerResponse } from "node:http2";
 import type { Logger } from "pino";
 import { noIdentity, type AuthGate, type IdentityHeaders, type Verdict } from "../auth/gate.js";
-import { codeOfWire, httpStatusOf, type ErrorCode, type PosternError } from "../errors/catalogue.js";
+import { codeOfWire, httpStatusOf, isPosternError, type ErrorCode, type PosternError } from "../errors/catalogue.js";
 import type { EdgeLimits } from "../limits/config.js";
 import { DeadlineWheel, type Timers } from "../limits/deadlines.js";
 import type { Throttle } from "../limits/throttle.js";
@@ -262,7 +262,7 @@ function forward(state: EdgeState, req: EdgeIncoming, res: EdgeResponse, request
   const start = (live: LiveConnection | undefined): boolean => {
     const opened = live ? openStream(state, request, route, live, identity) : undefined;
     if (!opened) return false;
-    new ProxiedRequest(state, req, res, request, route, opened.stream, opened.live.identity.id);
+    new ProxiedRequest(state, req, res, request, route, opened, identity);
     return true;
   };
   if (start(first)) return;
@@ -334,7 +334,10 @@ export function openStream(state: EdgeState, request: EdgeRequest, route: Route,
 
 /** The life of one proxied request. */
 class ProxiedRequest {
-  readonly #stream: Stream;
+  #stream: Stream;
+  #live: LiveConnection;
+  /** Streams refused before any processing (GOAWAY, stream limit) that were opened again elsewhere. */
+  #reopened = 0;
   #finished = false;
   #responded = false;
   #timer: unknown;
@@ -355,10 +358,11 @@ class ProxiedRequest {
     private readonly res: EdgeResponse,
     private readonly request: EdgeRequest,
     private readonly route: Route,
-    stream: Stream,
-    private readonly connector: string,
+    opened: { stream: Stream; live: LiveConnection },
+    private readonly identity: IdentityHeaders,
   ) {
-    this.#stream = stream;
+    this.#stream = opened.stream;
+    this.#live = opened.live;
     state.inflight++;
     res.once("close", () => {
       if (this.#finished) return;
@@ -369,18 +373,40 @@ class ProxiedRequest {
       if (!this.#stream.closed) this.#stream.reset(WireError.CANCEL);
     });
     this.#timer = state.timers.set(() => this.#fail("POSTERN_BACKEND_TIMEOUT", WireError.BACKEND_TIMEOUT), backendTimeoutMs(state, route.app));
-    const s = this.#stream;
-    s.on("response", (head: { status: number; headers: string[] }) => this.#respond(head.status, head.headers));
-    s.on("data", (chunk: Buffer) => this.#write(chunk));
-    s.on("end", () => this.#end());
-    s.on("close", (err?: PosternError) => {
-      if (err) this.#fail(codeOfWire(err.wireCode));
-    });
+    this.#listen(this.#stream);
     res.on("drain", () => {
       if (this.#translation) this.#translation.resume();
       else this.#stream.resume();
     });
     if (request.hasBody) this.#readBody();
+  }
+
+  #listen(s: Stream): void {
+    s.on("response", (head: { status: number; headers: string[] }) => this.#respond(head.status, head.headers));
+    s.on("data", (chunk: Buffer) => this.#write(chunk));
+    s.on("end", () => this.#end());
+    s.on("close", (err?: PosternError) => {
+      if (!err || s !== this.#stream) return;
+      if (isPosternError(err, "POSTERN_STREAM_REFUSED") && this.#reopen()) return;
+      this.#fail(codeOfWire(err.wireCode));
+    });
+  }
+
+  /**
+   * A stream the connector refused unprocessed (it sent GOAWAY, or was at its stream limit)
+   * is opened again on another connection of the group: safe, since nothing of it reached a
+   * backend. Only for requests without a body (a body already sent cannot be replayed).
+   */
+  #reopen(): boolean {
+    if (this.#finished || this.#responded || this.request.hasBody || this.#reopened >= 2) return false;
+    const live = pickConnection(this.state.registry, this.route.app, this.#live);
+    const opened = live ? openStream(this.state, this.request, this.route, live, this.identity) : undefined;
+    if (!opened) return false;
+    this.#reopened++;
+    this.#stream = opened.stream;
+    this.#live = opened.live;
+    this.#listen(opened.stream);
+    return true;
   }
 
   #readBody(): void {
@@ -530,7 +556,7 @@ class ProxiedRequest {
     if (this.#released) return;
     this.#release();
     logAccess(this.state, this.request, this.request.requestId, status || (error ? httpStatusOf(error) ?? 500 : 0), this.#written, {
-      app: this.route.app.name, connector: this.connector, ...(error ? { error } : {}),
+      app: this.route.app.name, connector: this.#live.identity.id, ...(error ? { error } : {}),
     });
   }
 
