@@ -20,6 +20,7 @@ import { AuthGate, type AuthConfig } from "../auth/gate.js";
 import type { Clock } from "../config/clock.js";
 import { resolveSettings } from "../config/settings.js";
 import { resolveLimits, type EdgeLimits, type EdgeLimitsInput } from "../limits/config.js";
+import { LogBudget } from "../limits/log-budget.js";
 import { Throttle } from "../limits/throttle.js";
 import type { ConnectorRegistry } from "../tunnel/registry.js";
 import type { AuthResult, AuthTask } from "../workers/auth-task.js";
@@ -59,8 +60,8 @@ export class Edge {
   /** SNI: external host -> its custom-domain certificate. */
   #contexts = new Map<string, { fingerprint: string; context: SecureContext }>();
   #authPool: WorkerPool<AuthTask, AuthResult> | undefined;
-  #refusalsLogged = 0;
-  #refusalsWindow = 0;
+  /** Parser refusals logged per second. */
+  readonly #refusals = new LogBudget(10);
   httpPort: number | undefined;
   httpsPort: number | undefined;
 
@@ -230,12 +231,8 @@ export class Edge {
   }
 
   #logRefusal(reason: string, peer: string | undefined, status?: number): void {
-    const second = Math.floor(Date.now() / 1000);
-    if (second !== this.#refusalsWindow) {
-      this.#refusalsWindow = second;
-      this.#refusalsLogged = 0;
-    }
-    if (++this.#refusalsLogged <= 10) this.state.log.warn({ reason, client: peer, status }, "request refused by the HTTP parser");
+    const budget = this.#refusals.take();
+    if (budget.ok) this.state.log.warn({ reason, client: peer, status, ...(budget.dropped ? { dropped: budget.dropped } : {}) }, "request refused by the HTTP parser");
   }
 
   /** Swaps in the routes of a new config snapshot, and the custom-domain certificates. */

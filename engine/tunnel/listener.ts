@@ -15,6 +15,7 @@ import { TUNNEL_PROOF_AUDIENCE, tunnelChallenge, verifyIdentityProof, type PeerI
 import { listen, uws, type Listening } from "../uws/index.js";
 import type { ConnectorRegistry } from "./registry.js";
 import { type Clock } from "../config/clock.js";
+import { LogBudget } from "../limits/log-budget.js";
 
 export interface TunnelListenerOptions {
   readonly host: string;
@@ -29,12 +30,22 @@ export interface TunnelListenerOptions {
   readonly now?: Clock;
 }
 
+/** Session errors that mean the peer broke the protocol (not a network failure or a drain). */
+const PROTOCOL_REFUSALS = new Set(["POSTERN_PROTOCOL", "POSTERN_FRAME_SIZE", "POSTERN_FLOW_CONTROL", "POSTERN_FLOOD", "POSTERN_HANDSHAKE"]);
+
 export async function startTunnelListener(options: TunnelListenerOptions): Promise<Listening> {
   const { registry, logger } = options;
   const caCerts = [new X509Certificate(readFileSync(options.caFile))];
   const app = uws.SSLApp({ key_file_name: options.keyFile, cert_file_name: options.certFile, ca_file_name: options.caFile });
   // The identity each connection proved, keyed by the session options made for it.
   const proved = new WeakMap<object, PeerIdentity>();
+  // Refusals (identity, protocol errors) are logged, at most 10 a second: a peer that loops
+  // on bad input must not flood the log.
+  const refusals = new LogBudget(10);
+  const refused = (fields: Record<string, unknown>, msg: string) => {
+    const budget = refusals.take();
+    if (budget.ok) logger.warn({ ...fields, ...(budget.dropped ? { dropped: budget.dropped } : {}) }, msg);
+  };
   attachTunnel(app, {
     session: ({ remoteAddress }) => {
       const ext = tunnelChallenge();
@@ -52,7 +63,7 @@ export async function startTunnelListener(options: TunnelListenerOptions): Promi
             });
             proved.set(sessionOptions, identity);
           } catch (err) {
-            logger.warn({ remoteAddress, err: (err as Error).message }, "tunnel refused");
+            refused({ remoteAddress, err: (err as Error).message }, "tunnel refused");
             throw err;
           }
         },
@@ -60,6 +71,11 @@ export async function startTunnelListener(options: TunnelListenerOptions): Promi
       return sessionOptions;
     },
     onSession: (session, { remoteAddress, options: sessionOptions }) => {
+      session.once("close", (err?: Error) => {
+        // Frames that break the protocol (malformed, oversized, floods): the peer is cut off and it is said.
+        const code = (err as { code?: string } | undefined)?.code;
+        if (code && PROTOCOL_REFUSALS.has(code)) refused({ remoteAddress, code, err: err!.message }, "tunnel connection closed: protocol error");
+      });
       session.ready.then(
         () => {
           const identity = proved.get(sessionOptions)!;
