@@ -4,8 +4,8 @@
  * was fixed in code is here with its unit.
  */
 import { z } from "zod";
-import { integer, resolveSettings, type Resolved } from "../engine/config/settings.js";
-import { muxConfigSchema } from "../engine/mux/config.js";
+import { integer, resolvedBy, resolveSettings, type Resolved } from "../engine/config/settings.js";
+import { resolveMuxConfig, type MuxConfigInput } from "../engine/mux/config.js";
 
 export const connectorSettingsSchema = z.object({
   /** Tunnel connections kept to every engine endpoint. */
@@ -32,7 +32,7 @@ export const connectorSettingsSchema = z.object({
   backendBodyIdleMs: integer(1, 86_400_000, 300_000), // 5 min
   /** Each step of `postern app test` (DNS, TCP, TLS, HTTP), ms. */
   probeStepTimeoutMs: integer(1, 600_000, 10_000), // 10 s
-  mux: muxConfigSchema.prefault({}),
+  mux: resolvedBy((input: MuxConfigInput) => resolveMuxConfig(input)),
 }).strict();
 
 export type ConnectorSettings = Resolved<z.output<typeof connectorSettingsSchema>>;

@@ -6,8 +6,8 @@
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { muxConfigSchema } from "./mux/config.js";
-import { integer, port, resolveSettings } from "./config/settings.js";
+import { resolveMuxConfig, type MuxConfigInput } from "./mux/config.js";
+import { integer, port, resolvedBy, resolveSettings } from "./config/settings.js";
 import { ControlClient, controlTrust } from "../control/client/client.js";
 import { ConfigFeed } from "../control/client/feed.js";
 import { loadIdentity, type StoredIdentity } from "./identity/files.js";
@@ -44,7 +44,7 @@ export const engineSettingsSchema = z.object({
   translate: translateLimitsSchema.prefault({}),
   /** Worker pool for token and cookie crypto. */
   authPool: authPoolSchema.prefault({}),
-  mux: muxConfigSchema.prefault({}),
+  mux: resolvedBy((input: MuxConfigInput) => resolveMuxConfig(input)),
 }).strict();
 
 export type EngineSettingsInput = z.input<typeof engineSettingsSchema>;

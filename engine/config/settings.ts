@@ -26,6 +26,25 @@ export function port(fallback: number) {
   return integer(0, 65_535, fallback);
 }
 
+/**
+ * A nested setting whose module validates it itself (the mux, which keeps zod out of the hot
+ * path): unset means its defaults; a refusal keeps the module's own message.
+ */
+export function resolvedBy<I extends object, T>(resolve: (input: I) => T) {
+  return z
+    .custom<I>((value) => value !== null && typeof value === "object" && !Array.isArray(value), { error: "must be an object" })
+    .optional()
+    .transform((value, ctx) => {
+      try {
+        return resolve(value ?? ({} as I));
+      } catch (err) {
+        // "mux config: maxFrameSize must be ..." becomes ".maxFrameSize must be ...", read under the field's path.
+        ctx.addIssue({ code: "custom", message: `.${(err as Error).message.replace(/^[^:]*: /, "")}` });
+        return z.NEVER;
+      }
+    });
+}
+
 /** Validates `input` against `schema`, fills defaults, rejects unknown keys, deep-freezes. */
 export function resolveSettings<S extends z.ZodType>(schema: S, input: unknown, what: string): Resolved<z.output<S>> {
   const parsed = schema.safeParse(input ?? {});
@@ -34,7 +53,7 @@ export function resolveSettings<S extends z.ZodType>(schema: S, input: unknown, 
     const at = issue.path.map(String).join(".");
     const message = issue.code === "unrecognized_keys"
       ? `${issue.keys.map((k) => (at ? `${at}.${k}` : k)).join(", ")} is not a known setting`
-      : `${at} ${issue.message}`;
+      : issue.message.startsWith(".") ? `${at}${issue.message}` : `${at} ${issue.message}`;
     throw new PosternError("POSTERN_CONFIG", `${what}: ${message}`);
   }
   return deepFreeze(parsed.data) as Resolved<z.output<S>>;
