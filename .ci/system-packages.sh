@@ -21,7 +21,7 @@ if [ "$(id -u)" = 0 ] && have apt-get; then
   echo "npm test: installing Debian packages: ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+  apt-get install -y -qq "${need[@]}" >&2
   exit 0
 fi
 echo "npm test needs these Debian packages: ${need[*]}" >&2
