@@ -32,8 +32,13 @@ export async function sessionKeys(store: SecretStore, sealer: Sealer, now: Date)
   }
   const kept = keys.filter((key, i) => i === 0 || t - Date.parse(key.createdAt) < SESSION_KEY_KEEP_DAYS * DAY_MS);
   if (kept.length !== keys.length) changed = true;
-  // Engines must learn a new key before cookies sealed with it reach them: a feed change.
-  if (changed) await store.putSecret(name, sealer.seal(JSON.stringify(kept), name), { feedChange: true });
+  if (changed) {
+    // Engines must learn a new key before cookies sealed with it reach them: a feed change. Two
+    // replicas rotating at once keep whichever rotation landed first.
+    const stored = await store.swapSecret(name, sealed, sealer.seal(JSON.stringify(kept), name), { feedChange: true });
+    keys = JSON.parse(sealer.open(stored, name).toString()) as StoredSessionKey[];
+    return keys.map(({ kid, k }) => ({ kid, k }));
+  }
   return kept.map(({ kid, k }) => ({ kid, k }));
 }
 

@@ -41,12 +41,13 @@ export class TenantCa {
   /** Loads the tenant's CA, creating it on first use. */
   static async open(store: Store, sealer: Sealer, tenantId: string, now = new Date()): Promise<TenantCa> {
     const context = `ca-key:${tenantId}`;
-    const existing = await store.getCa(tenantId);
-    if (existing) {
-      const pkcs8 = sealer.open(existing.keySealed, context);
+    const load = async (stored: { certPem: string; keySealed: Buffer }) => {
+      const pkcs8 = sealer.open(stored.keySealed, context);
       const key = await webcrypto.subtle.importKey("pkcs8", pkcs8, EC_P256, false, ["sign"]);
-      return new TenantCa(existing.certPem, new x509.X509Certificate(existing.certPem), key as CryptoKey);
-    }
+      return new TenantCa(stored.certPem, new x509.X509Certificate(stored.certPem), key as CryptoKey);
+    };
+    const existing = await store.getCa(tenantId);
+    if (existing) return load(existing);
     const keys = (await webcrypto.subtle.generateKey(EC_P256, true, ["sign", "verify"])) as CryptoKeyPair;
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: newSerial(),
@@ -62,8 +63,8 @@ export class TenantCa {
       ],
     });
     const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey));
-    await store.putCa(tenantId, cert.toString("pem"), sealer.seal(pkcs8, context));
-    return new TenantCa(cert.toString("pem"), cert, keys.privateKey);
+    // Replicas starting together on an empty store: the first CA stored is the tenant's.
+    return load(await store.putCa(tenantId, cert.toString("pem"), sealer.seal(pkcs8, context)));
   }
 
   /**

@@ -78,13 +78,13 @@ function sealerFor(key: Buffer): Sealer {
 export async function loadOrCreateSecret<T>(store: SecretStore, sealer: Sealer, name: string, create: () => Promise<T>): Promise<T> {
   const sealed = await store.getSecret(name);
   if (sealed) return JSON.parse(sealer.open(sealed, name).toString()) as T;
-  const value = await create();
-  await store.putSecret(name, sealer.seal(JSON.stringify(value), name));
-  return value;
+  // Another replica may create it at the same moment: whichever lands first is the one both use.
+  const stored = await store.swapSecret(name, null, sealer.seal(JSON.stringify(await create()), name));
+  return JSON.parse(sealer.open(stored, name).toString()) as T;
 }
 
 /** The part of the Store that keeps secrets. */
 export interface SecretStore {
   getSecret(name: string): Promise<Buffer | null>;
-  putSecret(name: string, sealed: Buffer, options?: { feedChange?: boolean }): Promise<void>;
+  swapSecret(name: string, expected: Buffer | null, next: Buffer, options?: { feedChange?: boolean }): Promise<Buffer>;
 }

@@ -18,7 +18,6 @@ import {
   type Group,
   type IssuedCertificate,
   type OidcRecord,
-  type Role,
   type SignIn,
   type Store,
   type StoredDomainCertificate,
@@ -26,11 +25,12 @@ import {
   type User,
 } from "./types.js";
 import { PosternError } from "../../engine/errors/catalogue.js";
+import { appFromRow, auditFromRow, certificateColumn, certificateFromRow, conflictField, connectorFromRow, json, signInFromRow, tenantFromRow, userFromRow, type Row } from "./rows.js";
 
-/** Each entry moves the schema from version i to i+1; never edit a shipped one. */
 /** Prepared statements kept per store (distinct SQL texts). */
 const MAX_STATEMENTS = 256;
 
+/** Each entry moves the schema from version i to i+1; never edit a shipped one. */
 const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE config_state (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
@@ -80,7 +80,6 @@ const MIGRATIONS: readonly string[] = [
   `,
 ];
 
-type Row = Record<string, unknown>;
 
 export function openSqliteStore(file: string): Store {
   return new SqliteStore(file);
@@ -115,13 +114,18 @@ class SqliteStore implements Store {
 
   /** Runs `fn` in a transaction that also bumps the configuration version, then notifies. */
   #change<T>(fn: () => T): T {
+    return this.#maybeChange(() => ({ result: fn(), changed: true }));
+  }
+
+  /** As #change, for writes that may turn out to change nothing (then nothing is bumped). */
+  #maybeChange<T>(fn: () => { result: T; changed: boolean }): T {
     let version = 0;
     const result = this.#db.transaction(() => {
       const out = fn();
-      version = (this.#stmt("UPDATE config_state SET version = version + 1 WHERE id = 1 RETURNING version").get() as { version: number }).version;
-      return out;
-    })();
-    this.#events.emit("change", version);
+      if (out.changed) version = (this.#stmt("UPDATE config_state SET version = version + 1 WHERE id = 1 RETURNING version").get() as { version: number }).version;
+      return out.result;
+    }).immediate();
+    if (version > 0) this.#events.emit("change", version);
     return result;
   }
 
@@ -166,17 +170,17 @@ class SqliteStore implements Store {
   async ensureTenant(tenant: Tenant): Promise<Tenant> {
     const existing = await this.getTenant(tenant.id);
     if (existing) return existing;
-    this.#change(() => this.#stmt("INSERT INTO tenants VALUES (?, ?, ?)").run(tenant.id, tenant.name, tenant.domainSuffix));
-    return tenant;
+    this.#change(() => this.#stmt("INSERT INTO tenants VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING").run(tenant.id, tenant.name, tenant.domainSuffix));
+    return (await this.getTenant(tenant.id))!;
   }
 
   async getTenant(id: string): Promise<Tenant | null> {
     const row = this.#get("SELECT * FROM tenants WHERE id = ?", id);
-    return row ? { id: row.id as string, name: row.name as string, domainSuffix: row.domain_suffix as string } : null;
+    return row ? tenantFromRow(row) : null;
   }
 
   async listTenants(): Promise<Tenant[]> {
-    return this.#all("SELECT * FROM tenants ORDER BY name").map((row) => ({ id: row.id as string, name: row.name as string, domainSuffix: row.domain_suffix as string }));
+    return this.#all("SELECT * FROM tenants ORDER BY name").map(tenantFromRow);
   }
 
   async listApps(tenantId?: string): Promise<App[]> {
@@ -191,7 +195,7 @@ class SqliteStore implements Store {
 
   async putApp(tenantId: string, settings: AppSettings, certificate: StoredDomainCertificate | null, replacing?: string): Promise<App> {
     const now = new Date().toISOString();
-    const cert = certificate === null ? null : JSON.stringify({ ...certificate, sealed: certificate.sealed.toString("base64") });
+    const cert = certificateColumn(certificate);
     try {
       this.#change(() => {
         if (replacing !== undefined) {
@@ -304,6 +308,12 @@ class SqliteStore implements Store {
       .run(e.id, e.tunnelUrl, e.lastSeen));
   }
 
+  async removeEngine(id: string): Promise<boolean> {
+    if (!this.#get("SELECT 1 FROM engines WHERE id = ?", id)) return false;
+    this.#change(() => this.#stmt("DELETE FROM engines WHERE id = ?").run(id));
+    return true;
+  }
+
   async listEngines(): Promise<Engine[]> {
     return this.#all("SELECT * FROM engines ORDER BY id").map((row) => ({ id: row.id as string, tunnelUrl: row.tunnel_url as string, lastSeen: row.last_seen as string }));
   }
@@ -354,7 +364,7 @@ class SqliteStore implements Store {
 
   async listGroups(tenantId: string): Promise<Group[]> {
     return this.#all("SELECT * FROM groups WHERE tenant_id = ? ORDER BY name", tenantId).map((row) => ({
-      id: row.id as string, tenantId: row.tenant_id as string, name: row.name as string, members: JSON.parse(row.members as string) as string[],
+      id: row.id as string, tenantId: row.tenant_id as string, name: row.name as string, members: json<string[]>(row.members),
     }));
   }
 
@@ -369,8 +379,9 @@ class SqliteStore implements Store {
     return row ? { certPem: row.cert_pem as string, keySealed: row.key_sealed as Buffer } : null;
   }
 
-  async putCa(tenantId: string, certPem: string, keySealed: Buffer): Promise<void> {
-    this.#change(() => this.#stmt("INSERT INTO ca VALUES (?, ?, ?)").run(tenantId, certPem, keySealed));
+  async putCa(tenantId: string, certPem: string, keySealed: Buffer): Promise<{ certPem: string; keySealed: Buffer }> {
+    this.#change(() => this.#stmt("INSERT INTO ca VALUES (?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING").run(tenantId, certPem, keySealed));
+    return (await this.getCa(tenantId))!;
   }
 
   async getSecret(name: string): Promise<Buffer | null> {
@@ -381,6 +392,17 @@ class SqliteStore implements Store {
     const put = () => this.#stmt("INSERT INTO secrets VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed").run(name, sealed);
     if (options.feedChange) this.#change(put);
     else put();
+  }
+
+  async swapSecret(name: string, expected: Buffer | null, next: Buffer, options: { feedChange?: boolean } = {}): Promise<Buffer> {
+    return this.#maybeChange(() => {
+      const current = (this.#get("SELECT sealed FROM secrets WHERE name = ?", name)?.sealed as Buffer | undefined) ?? null;
+      const matches = current === null ? expected === null : expected !== null && current.equals(expected);
+      if (!matches) return { result: current!, changed: false };
+      this.#stmt("INSERT INTO secrets VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed").run(name, next);
+      // Only a swap that happened, of a secret the feed carries, is a feed change.
+      return { result: next, changed: options.feedChange === true };
+    });
   }
 
   async deleteSecret(name: string, options: { feedChange?: boolean } = {}): Promise<boolean> {
@@ -395,10 +417,7 @@ class SqliteStore implements Store {
 
   async listAudit(q: { tenantId: string; limit: number; beforeId?: number }): Promise<AuditEntry[]> {
     return this.#all("SELECT * FROM audit WHERE tenant_id = ? AND id < ? ORDER BY id DESC LIMIT ?", q.tenantId, q.beforeId ?? Number.MAX_SAFE_INTEGER, q.limit)
-      .map((row) => ({
-        id: row.id as number, at: row.at as string, tenantId: row.tenant_id as string, actor: row.actor as string, action: row.action as string,
-        target: row.target as string, outcome: row.outcome as AuditEntry["outcome"], detail: JSON.parse(row.detail as string) as Record<string, unknown>,
-      }));
+      .map(auditFromRow);
   }
 
   async appendSignIn(e: Omit<SignIn, "id">): Promise<void> {
@@ -408,11 +427,7 @@ class SqliteStore implements Store {
 
   async listSignIns(q: { tenantId: string; limit: number; beforeId?: number }): Promise<SignIn[]> {
     return this.#all("SELECT * FROM signins WHERE tenant_id = ? AND id < ? ORDER BY id DESC LIMIT ?", q.tenantId, q.beforeId ?? Number.MAX_SAFE_INTEGER, q.limit)
-      .map((row) => ({
-        id: row.id as number, at: row.at as string, tenantId: row.tenant_id as string, username: row.username as string,
-        outcome: row.outcome as SignIn["outcome"], reason: row.reason as string, client: row.client as string,
-        app: row.app as string, clientIp: row.client_ip as string, transactionId: row.transaction_id as string,
-      }));
+      .map(signInFromRow);
   }
 
   async addProbe(probe: { id: string; tenantId: string; app: string; group: string; createdAt: string }): Promise<void> {
@@ -461,45 +476,6 @@ class SqliteStore implements Store {
 
 function conflictFrom(err: unknown): unknown {
   if (!(err instanceof Error) || (err as { code?: string }).code !== "SQLITE_CONSTRAINT_UNIQUE") return err;
-  const m = /UNIQUE constraint failed: \w+\.(\w+)/.exec(err.message);
-  const column = m?.[1] ?? "name";
-  const field = { internal_url: "internalUrl", external_url: "externalUrl", username: "username" }[column] ?? "name";
+  const field = conflictField(/UNIQUE constraint failed: \w+\.(\w+)/.exec(err.message)?.[1] ?? "name");
   return new StoreConflict(field, `another record already has this ${field}`);
-}
-
-function appFromRow(row: Row): App {
-  const cert = row.certificate === null ? null : (JSON.parse(row.certificate as string) as StoredDomainCertificate & { sealed: string });
-  return {
-    id: row.id as string,
-    tenantId: row.tenant_id as string,
-    settings: Object.freeze(JSON.parse(row.settings as string) as AppSettings),
-    certificate: cert === null ? null : { ...cert, sealed: Buffer.from(cert.sealed, "base64") },
-    createdAt: row.created_at as string,
-    updatedAt: row.updated_at as string,
-  };
-}
-
-function connectorFromRow(row: Row): Connector {
-  return {
-    id: row.id as string, tenantId: row.tenant_id as string, group: row.group_name as string, hostName: row.host_name as string,
-    version: row.version as string, certSerial: row.cert_serial as string, certFingerprint: row.cert_fingerprint as string,
-    certNotBefore: row.cert_not_before as string, certNotAfter: row.cert_not_after as string, lastSeen: row.last_seen as string,
-    status: row.status as Connector["status"], createdAt: row.created_at as string,
-  };
-}
-
-function certificateFromRow(row: Row): IssuedCertificate {
-  return {
-    serial: row.serial as string, kind: row.kind as IssuedCertificate["kind"], subjectId: row.subject_id as string,
-    fingerprint: row.fingerprint as string, notBefore: row.not_before as string, notAfter: row.not_after as string,
-    revokedAt: (row.revoked_at as string | null) ?? null,
-  };
-}
-
-function userFromRow(row: Row): User {
-  return {
-    id: row.id as string, tenantId: row.tenant_id as string, username: row.username as string, displayName: row.display_name as string,
-    email: row.email as string, passwordHash: row.password_hash as string, totpSealed: (row.totp_sealed as Buffer | null) ?? null,
-    roles: JSON.parse(row.roles as string) as Role[], disabled: row.disabled === 1,
-  };
 }

@@ -3,7 +3,8 @@
  * the embedded default). Every method is async so a networked store fits the same interface.
  * Mutations that change what engines or connectors must know bump one monotonically
  * increasing configuration version in the same transaction, and the store tells its
- * listeners; the config feed is built on that.
+ * listeners; the config feed is built on that. A store shared by several control replicas
+ * (PostgreSQL) also tells its listeners about changes other replicas commit.
  */
 import type { AppSettings } from "../contract/apps.js";
 import { PosternError } from "../../engine/errors/catalogue.js";
@@ -167,6 +168,8 @@ export interface Store {
 
   upsertEngine(engine: Engine): Promise<void>;
   listEngines(): Promise<Engine[]>;
+  /** An engine that left (or went silent): its connectors drop their tunnels to it. Bumps the version. */
+  removeEngine(id: string): Promise<boolean>;
 
   addUser(user: User): Promise<void>;
   getUser(id: string): Promise<User | null>;
@@ -179,10 +182,17 @@ export interface Store {
   removeGroup(tenantId: string, name: string): Promise<boolean>;
 
   getCa(tenantId: string): Promise<{ certPem: string; keySealed: Buffer } | null>;
-  putCa(tenantId: string, certPem: string, keySealed: Buffer): Promise<void>;
+  /** Stores the tenant's CA unless one is there already; returns the one in force (replicas starting together agree). */
+  putCa(tenantId: string, certPem: string, keySealed: Buffer): Promise<{ certPem: string; keySealed: Buffer }>;
   getSecret(name: string): Promise<Buffer | null>;
   /** `feedChange`: the secret travels in the config feed (session keys), so storing it bumps the version. */
   putSecret(name: string, sealed: Buffer, options?: { feedChange?: boolean }): Promise<void>;
+  /**
+   * Compare-and-set: stores `next` only if the secret is still `expected` (null: absent), and
+   * returns the value in force afterwards. Two replicas creating or rotating a key at once
+   * thus end up using the same one.
+   */
+  swapSecret(name: string, expected: Buffer | null, next: Buffer, options?: { feedChange?: boolean }): Promise<Buffer>;
   /** Whether there was one to delete; `feedChange` as for putSecret. */
   deleteSecret(name: string, options?: { feedChange?: boolean }): Promise<boolean>;
 

@@ -7,15 +7,22 @@ import { afterEach, describe, expect, it } from "vitest";
 import { appSettingsSchema } from "../../../control/contract/apps.js";
 import { StoreConflict, type Connector, type Store } from "../../../control/store/types.js";
 
-export function runStoreContract(name: string, create: () => Promise<Store>): void {
+/** A new empty database; `open` gives a store on it, as many times as asked (replicas). */
+export interface StoreDatabase {
+  open(): Promise<Store>;
+}
+
+export function runStoreContract(name: string, create: () => Promise<StoreDatabase>): void {
   describe(`store contract: ${name}`, () => {
     const open: Store[] = [];
-    const fresh = async () => {
-      const store = await create();
-      open.push(store);
-      await store.ensureTenant({ id: "t1", name: "contoso", domainSuffix: "example.test" });
-      return store;
+    const replicas = async (n: number) => {
+      const db = await create();
+      const stores = await Promise.all(Array.from({ length: n }, () => db.open()));
+      open.push(...stores);
+      await stores[0]!.ensureTenant({ id: "t1", name: "contoso", domainSuffix: "example.test" });
+      return stores;
     };
+    const fresh = async () => (await replicas(1))[0]!;
     afterEach(async () => {
       await Promise.all(open.splice(0).map((s) => s.close()));
     });
@@ -113,6 +120,43 @@ export function runStoreContract(name: string, create: () => Promise<Store>): vo
       await store.oidcRevokeByGrantId("g1");
       expect(await store.oidcFind("Session", "id", "s1", now)).toBeNull();
       expect(await store.oidcFind("DeviceCode", "id", "d1", now)).toBeNull();
+    });
+
+    it("settles races between replicas: one app per external URL, one CA, one secret created, one rotation", async () => {
+      const stores = await replicas(3);
+      const results = await Promise.allSettled(stores.map((s, i) => s.putApp("t1", app(`App${i}`, `http://app${i}.corp/`, "https://same.example.test/"), null)));
+      expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+      for (const r of results) if (r.status === "rejected") expect(r.reason).toMatchObject({ code: "POSTERN_CONFLICT", field: "externalUrl" });
+      // Names are unique whatever their case, as the API promises.
+      await expect(stores[1]!.putApp("t1", app("APP0", "http://other.corp/", "https://other.example.test/"), null).then(() => stores[1]!.putApp("t1", app("app0", "http://third.corp/", "https://third.example.test/"), null)))
+        .rejects.toMatchObject({ field: "name" });
+
+      const cas = await Promise.all(stores.map((s, i) => s.putCa("t1", `cert-${i}`, Buffer.from([i]))));
+      expect(new Set(cas.map((c) => c.certPem)).size).toBe(1);
+      expect((await stores[2]!.getCa("t1"))?.certPem).toBe(cas[0]!.certPem);
+
+      const created = await Promise.all(stores.map((s, i) => s.swapSecret("k", null, Buffer.from([i]))));
+      expect(new Set(created.map((b) => b.toString("hex"))).size).toBe(1);
+      const v = await stores[0]!.configVersion();
+      const rotated = await Promise.all(stores.map((s, i) => s.swapSecret("k", created[0]!, Buffer.from([10 + i]), { feedChange: true })));
+      expect(new Set(rotated.map((b) => b.toString("hex"))).size).toBe(1);
+      expect(rotated[0]!.equals(created[0]!)).toBe(false);
+      expect(await stores[0]!.configVersion()).toBe(v + 1); // only the swap that happened bumped
+      // A stale compare does not overwrite.
+      expect((await stores[1]!.swapSecret("k", created[0]!, Buffer.from([99]))).equals(rotated[0]!)).toBe(true);
+    });
+
+    it("lists engines until one is removed, which is a feed change", async () => {
+      const store = await fresh();
+      await store.upsertEngine({ id: "e1", tunnelUrl: "wss://a:1/tunnel", lastSeen: "2026-01-01T00:00:00.000Z" });
+      await store.upsertEngine({ id: "e2", tunnelUrl: "wss://b:1/tunnel", lastSeen: "2026-01-01T00:00:00.000Z" });
+      const v = await store.configVersion();
+      await store.upsertEngine({ id: "e1", tunnelUrl: "wss://a:1/tunnel", lastSeen: "2026-01-02T00:00:00.000Z" });
+      expect(await store.configVersion()).toBe(v); // a heartbeat
+      expect(await store.removeEngine("e2")).toBe(true);
+      expect(await store.removeEngine("e2")).toBe(false);
+      expect(await store.configVersion()).toBe(v + 1);
+      expect(await store.listEngines()).toEqual([{ id: "e1", tunnelUrl: "wss://a:1/tunnel", lastSeen: "2026-01-02T00:00:00.000Z" }]);
     });
   });
 }

@@ -9,4 +9,7 @@ const dir = mkdtempSync(join(tmpdir(), "postern-store-"));
 let n = 0;
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-runStoreContract("SQLite", async () => openSqliteStore(join(dir, `store-${++n}.db`)));
+runStoreContract("SQLite", async () => {
+  const file = join(dir, `store-${++n}.db`);
+  return { open: async () => openSqliteStore(file) };
+});
