@@ -16,6 +16,11 @@ have /usr/bin/chromium || need+=(chromium)
 have h2load || need+=(nghttp2-client)
 # a real third-party app behind the edge in the browser tests (its kernel needs ipykernel)
 have /usr/bin/jupyter-notebook || need+=(jupyter-notebook python3-ipykernel)
+# the shared control store and the engines' shared state in the scale-out tests
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
+have /usr/bin/redis-server || need+=(redis-server)
+# the load balancer in front of several engines and control replicas, as users run it
+have /usr/sbin/haproxy || need+=(haproxy)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" = 0 ] && have apt-get; then
   echo "npm test: installing Debian packages: ${need[*]}" >&2

@@ -33,6 +33,8 @@ credential to DIR/credentials.json (mode 0600) for the CLI, and the tenant CA to
 
 Options:
   --data-dir DIR             State directory (default $POSTERN_DATA_DIR or ~/.local/share/postern)
+  --store postgres://...     Share a PostgreSQL store with other control replicas (default: SQLite
+                             in --data-dir); every replica needs the same POSTERN_MASTER_KEY
   --host H                   Listen address (default 127.0.0.1)
   --port N                   Listen port (default ${DEFAULTS.controlPort}; 0 picks a free one)
   --tls self|off             HTTPS with a tenant-CA certificate (default), or plain HTTP
@@ -52,7 +54,7 @@ export async function runControl(args: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args,
     options: {
-      "data-dir": { type: "string" }, host: { type: "string", default: "127.0.0.1" }, port: { type: "string" },
+      "data-dir": { type: "string" }, store: { type: "string" }, host: { type: "string", default: "127.0.0.1" }, port: { type: "string" },
       tls: { type: "string", default: "self" }, "tls-cert": { type: "string" }, "tls-key": { type: "string" }, "public-url": { type: "string" },
       "oidc-discovery": { type: "string" }, "oidc-audience": { type: "string" }, "roles-claim": { type: "string" },
       "renew-after-days": { type: "string" }, "inactive-after-days": { type: "string" }, "domain-suffix": { type: "string" },
@@ -72,6 +74,7 @@ export async function runControl(args: string[]): Promise<number> {
   const dataDir = v["data-dir"] ?? defaultDataDir();
   const control = await startControl({
     dataDir,
+    ...(v.store !== undefined ? { store: v.store } : {}),
     host: v.host,
     port: portFlag(v.port, "port", DEFAULTS.controlPort),
     tls: v["tls-cert"] ? { certPem: readFileSync(v["tls-cert"], "utf8"), keyPem: readFileSync(v["tls-key"]!, "utf8") } : (v.tls as "self" | "off"),
@@ -109,6 +112,8 @@ Options:
   --https-port N        Public HTTPS port (default: none)
   --app-rate N          Requests/s per app (default 500; 0 = no limit)
   --tenant-rate N       Requests/s per tenant (default 750; 0 = no limit)
+  --redis URL           redis://host:port shared by every engine: rate limits counted across
+                        engines, sign-outs refused everywhere, sign-ins single-use everywhere
 ${ADMIN_HELP}`;
 
 export async function runEngine(args: string[]): Promise<number> {
@@ -117,7 +122,7 @@ export async function runEngine(args: string[]): Promise<number> {
     options: {
       ...ADMIN_OPTIONS, "state-dir": { type: "string" }, "tunnel-host": { type: "string", default: "127.0.0.1" }, "tunnel-port": { type: "string" },
       "tunnel-url": { type: "string" }, "public-host": { type: "string", default: "127.0.0.1" }, "http-port": { type: "string" }, "https-port": { type: "string" },
-      "app-rate": { type: "string" }, "tenant-rate": { type: "string" },
+      "app-rate": { type: "string" }, "tenant-rate": { type: "string" }, redis: { type: "string" },
     },
     strict: true,
   });
@@ -138,6 +143,7 @@ export async function runEngine(args: string[]): Promise<number> {
   const engine = await EngineNode.start({
     stateDir, tunnelHost: v["tunnel-host"], tunnelPort: port, version: VERSION, ...(v["tunnel-url"] ? { tunnelUrl: v["tunnel-url"] } : {}),
     publicHost: v["public-host"], httpPort: portFlag(v["http-port"], "http-port", DEFAULTS.httpPort), limits: rateLimits(v),
+    ...(v.redis !== undefined ? { redis: v.redis } : {}),
     ...(v["https-port"] !== undefined ? { httpsPort: portFlag(v["https-port"], "https-port", DEFAULTS.httpsPort) } : {}),
   });
   const ready = { engine: engine.identity.id, tunnelUrl: engine.tunnelUrl, httpPort: engine.edge.httpPort, httpsPort: engine.edge.httpsPort };

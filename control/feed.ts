@@ -111,6 +111,7 @@ export async function engineConfig(store: Store, sealer: Sealer, auth: { builtIn
   }
   return {
     version,
+    engines: Math.max(1, (await store.listEngines()).length),
     apps: await Promise.all(apps.map(async (a) => ({ ...a.settings, id: a.id, tenantId: a.tenantId, ...(await clientSecret(store, sealer, a)) }))),
     connectorGroups: groups.map((g) => ({ tenantId: g.tenantId, name: g.name })),
     connectors: connectors.map((c) => ({

@@ -24,7 +24,7 @@ export interface Sealer {
  * `context` in seal/open binds a blob to its purpose (AES-GCM associated data), so a sealed
  * TOTP seed cannot be swapped in where the CA key is expected.
  */
-export function loadMasterKey(options: { envValue?: string | undefined; keyFile: string }): Sealer {
+export function loadMasterKey(options: { envValue?: string | undefined; keyFile: string; shared?: boolean }): Sealer {
   let key: Buffer;
   if (options.envValue !== undefined && options.envValue !== "") {
     key = Buffer.from(options.envValue, "base64");
@@ -40,6 +40,9 @@ export function loadMasterKey(options: { envValue?: string | undefined; keyFile:
     if (key.length !== KEY_BYTES) {
       throw new PosternError("POSTERN_CONFIG", `master key file ${options.keyFile}: expected ${KEY_BYTES} bytes of base64`);
     }
+  } else if (options.shared) {
+    // Replicas of one shared store must all hold the same key: never make up one of our own.
+    throw new PosternError("POSTERN_CONFIG", `master key: a shared store needs the same key on every replica; set POSTERN_MASTER_KEY (openssl rand -base64 32) or put it in ${options.keyFile} (mode 0600)`);
   } else {
     key = randomBytes(KEY_BYTES);
     writeFileSync(options.keyFile, key.toString("base64") + "\n", { mode: 0o600, flag: "wx" });
@@ -87,4 +90,19 @@ export async function loadOrCreateSecret<T>(store: SecretStore, sealer: Sealer, 
 export interface SecretStore {
   getSecret(name: string): Promise<Buffer | null>;
   swapSecret(name: string, expected: Buffer | null, next: Buffer, options?: { feedChange?: boolean }): Promise<Buffer>;
+}
+
+/**
+ * Checks that this master key is the one the store's secrets are sealed with (a marker sealed
+ * by the first replica), so a replica with another key stops at start with a clear error
+ * rather than failing on the first secret it opens.
+ */
+export async function checkMasterKey(store: SecretStore, sealer: Sealer): Promise<void> {
+  const name = "master-key-check";
+  const stored = await store.swapSecret(name, null, sealer.seal("postern", name));
+  try {
+    sealer.open(stored, name);
+  } catch (err) {
+    throw new PosternError("POSTERN_CONFIG", "master key: differs from the key this store's secrets are sealed with; give every replica the same POSTERN_MASTER_KEY", { cause: err });
+  }
 }

@@ -20,12 +20,13 @@ import { FeedHub } from "./feed.js";
 import { CONTROL_API_AUDIENCE } from "./idp/constants.js";
 import { BuiltInIdp } from "./idp/provider.js";
 import { hashPassword } from "./idp/passwords.js";
-import { loadMasterKey } from "./secrets.js";
+import { checkMasterKey, loadMasterKey } from "./secrets.js";
 import { openSqliteStore } from "./store/sqlite.js";
-import type { Role, Store } from "./store/types.js";
+import { openPostgresStore } from "./store/postgres.js";
+import { StoreConflict, type Role, type Store } from "./store/types.js";
 import { appRoutes, type EdgeDefaults } from "./api/apps.js";
 import { createAuthenticator, discoverIssuer } from "./api/auth.js";
-import { connectorRoutes, sweepInactive } from "./api/connectors.js";
+import { connectorRoutes, sweepInactive, sweepSilentEngines } from "./api/connectors.js";
 import { directoryRoutes } from "./api/directory.js";
 import { openApiDocument } from "./api/openapi.js";
 import { Router, sendJson, type Route } from "./api/router.js";
@@ -41,12 +42,18 @@ export const controlSettingsSchema = z.object({
   port: port(0),
   /** How often to look for inactive connectors, ms; 0 disables the timer. */
   sweepIntervalMs: integer(0, 86_400_000, 3_600_000), // 1 h
+  /** How often to drop engines that went silent, ms; 0 disables the timer. */
+  engineSweepMs: integer(0, 3_600_000, 5_000), // 5 s
+  /** An engine not heard from for this long has left: connectors stop dialling it, ms (engines poll at least every 25 s). */
+  engineSilentMs: integer(1_000, 86_400_000, 60_000), // 60 s
   policy: lifecyclePolicySchema.prefault({}),
 }).strict();
 
 export interface ControlOptions {
   /** Holds control.db, master.key and the local admin credential. */
   readonly dataDir: string;
+  /** `postgres://...`: a store shared with other control replicas; default SQLite in dataDir. */
+  readonly store?: string;
   readonly host?: string;
   readonly port?: number;
   /** `self`: HTTPS with a certificate from the tenant CA; `off`: plain HTTP (loopback demos); or PEM files. */
@@ -62,6 +69,8 @@ export interface ControlOptions {
   readonly now?: Clock;
   readonly logger?: Logger;
   readonly sweepIntervalMs?: number;
+  readonly engineSweepMs?: number;
+  readonly engineSilentMs?: number;
 }
 
 export interface ControlHandle {
@@ -87,13 +96,28 @@ const DEFAULT_TENANT_ID = "default";
 export async function startControl(options: ControlOptions): Promise<ControlHandle> {
   const log = options.logger ?? processLogger("control");
   const now = options.now ?? systemClock;
-  const settings = resolveSettings(controlSettingsSchema, { host: options.host, port: options.port, sweepIntervalMs: options.sweepIntervalMs, policy: options.policy }, "control");
+  const settings = resolveSettings(controlSettingsSchema, {
+    host: options.host, port: options.port, sweepIntervalMs: options.sweepIntervalMs, engineSweepMs: options.engineSweepMs,
+    engineSilentMs: options.engineSilentMs, policy: options.policy,
+  }, "control");
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-  const sealer = loadMasterKey({ envValue: options.masterKey ?? process.env.POSTERN_MASTER_KEY, keyFile: join(options.dataDir, "master.key") });
-  const store: Store = openSqliteStore(join(options.dataDir, "control.db"));
+  const shared = options.store !== undefined;
+  const sealer = loadMasterKey({ envValue: options.masterKey ?? process.env.POSTERN_MASTER_KEY, keyFile: join(options.dataDir, "master.key"), shared });
+  const store: Store = shared ? await openPostgresStore({ url: options.store!, logger: log }) : openSqliteStore(join(options.dataDir, "control.db"));
+  try {
+    await checkMasterKey(store, sealer);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const tenantSpec = options.tenant ?? { name: "default", domainSuffix: "localhost" };
   const tenant = await store.ensureTenant({ id: DEFAULT_TENANT_ID, name: tenantSpec.name, domainSuffix: tenantSpec.domainSuffix });
-  if (!(await store.listConnectorGroups(tenant.id)).some((g) => g.name === "Default")) await store.addConnectorGroup(tenant.id, "Default");
+  if (!(await store.listConnectorGroups(tenant.id)).some((g) => g.name === "Default")) {
+    // Another replica starting at the same moment may add it first.
+    await store.addConnectorGroup(tenant.id, "Default").catch((err: unknown) => {
+      if (!(err instanceof StoreConflict)) throw err;
+    });
+  }
   const ca = await TenantCa.open(store, sealer, tenant.id, new Date(now()));
   const feed = new FeedHub(store);
   const policy = settings.policy;
@@ -175,6 +199,13 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
   };
   const timer = sweepMs > 0 ? setInterval(() => void sweep().catch((err: unknown) => log.error({ err }, "inactivity sweep failed")), sweepMs) : undefined;
   timer?.unref();
+  // Every replica sweeps: removing an engine twice is harmless, and no replica is special.
+  const engineTimer = settings.engineSweepMs > 0
+    ? setInterval(() => void sweepSilentEngines(context, settings.engineSilentMs)
+      .then((gone) => gone.length > 0 && log.info({ engines: gone }, "engines went silent: connectors stop dialling them"))
+      .catch((err: unknown) => !closing && log.error({ err }, "engine sweep failed")), settings.engineSweepMs)
+    : undefined;
+  engineTimer?.unref();
   log.info({ url, tls: Boolean(tls), idp: idp ? idp.issuer : options.externalIdp?.discoveryUrl }, "control listening");
 
   const mintToken: ControlHandle["mintToken"] = async (claims, ttlSeconds = 3600, audience) => {
@@ -205,12 +236,15 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
       await store.addUser({
         id: randomUUID(), tenantId: tenant.id, username: user.username, displayName: user.username, email: "",
         passwordHash: await hashPassword(user.password), totpSealed: null, roles: user.roles, disabled: false,
+      }).catch((err: unknown) => {
+        if (!(err instanceof StoreConflict)) throw err; // added by another replica meanwhile
       });
     },
     sweep,
     async close() {
       closing = true;
       if (timer) clearInterval(timer);
+      if (engineTimer) clearInterval(engineTimer);
       feed.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

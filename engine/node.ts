@@ -23,6 +23,8 @@ import { Agent } from "undici";
 import type { SignInReport } from "../control/contract/feed.js";
 import { type Clock } from "./config/clock.js";
 import { processLogger } from "./config/logger.js";
+import { connectRedisState } from "./fleet/redis.js";
+import type { SharedState } from "./fleet/shared.js";
 
 /** An engine node's settings, validated once at start; every number with its unit. */
 export const engineSettingsSchema = z.object({
@@ -37,6 +39,8 @@ export const engineSettingsSchema = z.object({
   pullIntervalMs: integer(1_000, 86_400_000, 60_000), // 60 s
   /** Sign-in records on their way to control; past it new ones are dropped (and logged), never queued. */
   maxSignInsInFlight: integer(1, 100_000, 100),
+  /** redis://host:port: rate limits, sign-outs and sign-in state shared with the other engines; unset: this engine's own. */
+  redis: z.string().min(1).optional(),
   /** Requests to identity providers (discovery, keys, token endpoint), ms. */
   idpTimeoutMs: integer(1, 600_000, 10_000), // 10 s
   limits: edgeLimitsSchema.prefault({}),
@@ -74,6 +78,7 @@ export class EngineNode {
     private readonly feed: ConfigFeed<EngineConfig>,
     private readonly client: ControlClient,
     private readonly tunnel: Listening,
+    private readonly shared: SharedState | undefined,
   ) {}
 
   static async start(options: EngineNodeOptions): Promise<EngineNode> {
@@ -111,8 +116,10 @@ export class EngineNode {
       signInsInFlight++;
       client.call("POST", "/api/v1/sign-ins", record).catch((err: Error) => log.warn({ err: err.message }, "sign-in record not delivered")).finally(() => signInsInFlight--);
     };
+    const shared = settings.redis === undefined ? undefined : await connectRedisState({ url: settings.redis, logger: log });
     const edge = await Edge.start({
       host: settings.publicHost,
+      ...(shared ? { shared } : {}),
       registry,
       ...(settings.httpPort !== undefined ? { httpPort: settings.httpPort } : {}),
       ...(settings.httpsPort !== undefined
@@ -125,7 +132,7 @@ export class EngineNode {
       ...(options.timers ? { timers: options.timers } : {}),
       ...(options.now ? { now: options.now } : {}),
     });
-    const node = new EngineNode(identity, registry, edge, tunnelUrl, feed, client, tunnel);
+    const node = new EngineNode(identity, registry, edge, tunnelUrl, feed, client, tunnel, shared);
     feed.on("config", (config) => {
       node.#config = config;
       edge.apply(config);
@@ -139,6 +146,7 @@ export class EngineNode {
       tunnel.close();
       edge.close();
       await client.close();
+      await shared?.close();
       throw err;
     }
     log.info({ engine: identity.id, tunnelUrl }, "engine ready");
@@ -155,9 +163,12 @@ export class EngineNode {
 
   async close(): Promise<void> {
     this.feed.stop();
+    // Leaving: connectors stop dialling this engine (best effort: a silent engine is dropped by control anyway).
+    await this.client.call("DELETE", "/api/v1/engines/self", undefined, AbortSignal.timeout(2_000)).catch(() => undefined);
     this.edge.close();
     this.tunnel.close();
     for (const live of this.registry.connections()) live.session.close();
     await this.client.close();
+    await this.shared?.close();
   }
 }

@@ -198,6 +198,15 @@ export function connectorRoutes(ctx: ControlContext): Route[] {
       },
     }),
     route({
+      method: "DELETE", path: "/api/v1/engines/self", summary: "An engine leaving (SIGTERM): connectors stop dialling it", auth: "proof", status: 204,
+      action: "engine.leave",
+      handler: async (call) => {
+        const peer = peerOf(call, "engine");
+        await store.removeEngine(peer.id);
+        return { status: 204 };
+      },
+    }),
+    route({
       method: "POST", path: "/api/v1/connectors/probes/{id}", summary: "A connector's answer to `postern app test`", auth: "proof",
       body: z.object({ report: z.record(z.string(), z.unknown()) }).strict(), action: "connector.probe",
       handler: async (call) => {
@@ -264,4 +273,14 @@ export async function sweepInactive(ctx: ControlContext): Promise<number> {
     }
   }
   return changed;
+}
+
+/** Removes engines not heard from for `silentMs` (killed, or cut off); returns their ids. */
+export async function sweepSilentEngines(ctx: ControlContext, silentMs: number): Promise<string[]> {
+  const cutoff = ctx.now() - silentMs;
+  const gone: string[] = [];
+  for (const e of await ctx.store.listEngines()) {
+    if (Date.parse(e.lastSeen) < cutoff && (await ctx.store.removeEngine(e.id))) gone.push(e.id);
+  }
+  return gone;
 }

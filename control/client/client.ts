@@ -45,7 +45,7 @@ export class ControlClient {
     });
   }
 
-  async call<T>(method: "GET" | "POST", path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  async call<T>(method: "GET" | "POST" | "DELETE", path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const creds = this.options.credentials();
     const proof = await createIdentityProof({ ...creds, audience: CONTROL_PROOF_AUDIENCE, ...(this.options.now ? { now: this.options.now() } : {}) });
     return controlRequest<T>(this.#agent, this.options.controlUrl, method, path, { authorization: `Postern-Proof ${proof}`, ...this.options.headers }, body, signal);

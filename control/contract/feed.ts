@@ -40,6 +40,8 @@ export interface ConnectorConfig {
 
 export interface EngineConfig {
   readonly version: number;
+  /** Engines control knows of: with the shared store away, each enforces this share of the rate limits. */
+  readonly engines?: number;
   /** Every app of every tenant, with its settings. */
   readonly apps: readonly FeedApp[];
   readonly connectorGroups: readonly { tenantId: string; name: string }[];

@@ -30,6 +30,8 @@ import { BoundedMap } from "../limits/bounded.js";
 import { fetchJson, Issuer, type IssuerMetadata } from "./issuer.js";
 import { denial, type Denial, type Identity } from "./policy.js";
 import { type Clock, systemClock } from "../config/clock.js";
+import type { SharedState } from "../fleet/shared.js";
+import type { Logger } from "pino";
 
 export const RESERVED = ".postern/";
 
@@ -77,6 +79,9 @@ export interface GateOptions {
   readonly signIns?: (record: SignInReport) => void;
   /** Pages for each outcome (engine/edge/pages.ts). */
   readonly page: (page: AuthPage, detail: { reason?: Denial | string; transactionId: string; signInUrl?: string }) => { status: number; body: string; headers: readonly [string, string][] };
+  /** Revocations and single-use sign-in state shared with the other engines (engine/fleet). */
+  readonly shared?: SharedState;
+  readonly logger?: Logger;
 }
 
 const CLOCK_SKEW_S = 60;
@@ -178,8 +183,23 @@ export class AuthGate {
   readonly #revokedCookies = new BoundedMap<string, number>(MAX_REVOKED);
   readonly #now: Clock;
 
+  /** Sign-outs the shared store did not take (it was unreachable): published once it is back. */
+  readonly #unpublished = new BoundedMap<string, number>(MAX_CACHE);
+
   constructor(private readonly options: GateOptions) {
     this.#now = options.now ?? systemClock;
+    options.shared?.onRevoked((sid, exp) => this.#revoked.set(sid, exp));
+    options.shared?.onReconnect(() => this.#publishPending());
+  }
+
+  /** Sign-outs made while the shared store was away, published now that it answers again. */
+  #publishPending(): void {
+    const shared = this.options.shared;
+    if (!shared?.available || this.#unpublished.size === 0) return;
+    for (const [sid, exp] of [...this.#unpublished.entries()]) {
+      this.#unpublished.delete(sid);
+      shared.revoke(sid, exp).catch(() => this.#unpublished.set(sid, exp));
+    }
   }
 
   apply(config: AuthConfig | undefined): void {
@@ -346,6 +366,19 @@ export class AuthGate {
     }
     if (!result.ok) return this.#notSignedIn(request, route, true); // tampered, foreign or from a retired key: as if absent
     const p = result.payload;
+    const shared = this.options.shared;
+    if (shared && typeof p.sid === "string") {
+      // A session this engine has not seen may have been signed out on another: ask, and refuse
+      // it if nobody can answer (fail closed).
+      try {
+        if (await shared.isRevoked(p.sid)) {
+          this.#revoked.set(p.sid, Number(p.exp ?? 0));
+          return this.#notSignedIn(request, route, true);
+        }
+      } catch {
+        return this.#answer("POSTERN_AUTH_UNAVAILABLE", 503, { transactionId: request.requestId, reason: "sessions cannot be checked against sign-outs right now" });
+      }
+    }
     const session: CachedSession = {
       sid: String(p.sid ?? ""), app: String(p.app ?? ""), tid: String(p.tid ?? ""),
       identity: {
@@ -478,6 +511,16 @@ export class AuthGate {
       if (!tx || tx.typ !== "tx" || tx.state !== state || tx.app !== appKey(app) || Number(tx.exp) < this.#nowS()) return fail("the sign-in state does not match (stale, replayed or forged)");
       if (this.#usedStates.has(state)) return fail("the sign-in state was already used");
       this.#usedStates.set(state, Number(tx.exp));
+      if (this.options.shared) {
+        // Single use across engines: the callback may be replayed to another one.
+        let first: boolean;
+        try {
+          first = await this.options.shared.useOnce(`signin:${state}`, (Number(tx.exp) - this.#nowS() + CLOCK_SKEW_S) * 1000);
+        } catch {
+          return this.#answer("POSTERN_AUTH_UNAVAILABLE", 503, { transactionId: request.requestId, reason: "sign-in cannot be completed right now; try again in a moment" });
+        }
+        if (!first) return fail("the sign-in state was already used");
+      }
       const meta = await issuer.metadata();
       const form = new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: this.#redirectUri(route), client_id: clientIdOf(app), code_verifier: String(tx.verifier) });
       const exchange = await fetchJson(meta.token_endpoint, this.options.dispatcher, {
@@ -533,17 +576,36 @@ export class AuthGate {
     return sealed.token;
   }
 
-  #signOut(request: AuthRequest, route: Route): Verdict {
+  async #signOut(request: AuthRequest, route: Route): Promise<Verdict> {
     const cookie = readCookie(request.headers, this.#cookieName(route));
-    const cached = cookie ? this.#sessions.get(cookie) : undefined;
     if (cookie) {
+      const cached = this.#sessions.get(cookie);
+      let revoke = cached ? { sid: cached.sid, exp: cached.identity.exp } : undefined;
+      if (!revoke && this.options.shared && this.#config) {
+        // Not opened here: open it to learn the session id every engine must refuse.
+        const opened = await this.#run({ op: "open", token: cookie, keys: this.#config.sessionKeys }).catch(() => undefined);
+        if (opened?.ok && typeof opened.payload.sid === "string") revoke = { sid: opened.payload.sid, exp: Number(opened.payload.exp ?? 0) };
+      }
       // Whatever the cookie is, it is never accepted again on this engine.
-      if (cached) this.#revoked.set(cached.sid, cached.identity.exp);
+      if (revoke) {
+        this.#revoked.set(revoke.sid, revoke.exp);
+        this.#shareRevocation(revoke.sid, revoke.exp);
+      }
       this.#sessions.delete(cookie);
       this.#revokedCookies.set(cookie, this.#now());
     }
     return this.#answer("signed_out", 200, { transactionId: request.requestId, signInUrl: this.#signInUrl(route, route.prefix) },
       [["set-cookie", `${this.#cookieName(route)}=; ${this.#cookieAttributes(route, route.prefix, 0)}`]]);
+  }
+
+  /** Tells every engine; if the shared store is away, the cookie is still cleared here and the revocation waits for it. */
+  #shareRevocation(sid: string, exp: number): void {
+    const shared = this.options.shared;
+    if (!shared) return;
+    shared.revoke(sid, exp).catch((err: Error) => {
+      this.#unpublished.set(sid, exp);
+      this.options.logger?.warn({ err: err.message }, "sign-out not yet published to the other engines: the shared store is unreachable; retried when it is back");
+    });
   }
 
   #record(route: Route, request: AuthRequest, username: string, outcome: "success" | "failure", reason: string): void {

@@ -137,21 +137,31 @@ export function abortResponse(res: EdgeResponse): void {
   else if (!res.stream.destroyed) res.stream.close(h2.NGHTTP2_INTERNAL_ERROR);
 }
 
-/** Where the request goes, or the refusal; shared by requests and upgrades. */
-export function admit(state: EdgeState, request: EdgeRequest): { route: Route; live: LiveConnection | undefined } | { error: ErrorCode; retryAfterS?: number } {
+export type Admission = { route: Route; live: LiveConnection | undefined } | { error: ErrorCode; retryAfterS?: number };
+
+/**
+ * Where the request goes, or the refusal; shared by requests and upgrades. Calls `then` at once,
+ * or (when a shared rate-limit lease is on its way) once it arrives, unless the client left.
+ */
+export function admit(state: EdgeState, request: EdgeRequest, gone: () => boolean, then: (admission: Admission) => void): void {
   const route = state.routes.match(request.host, request.path);
-  if (!route) return { error: "POSTERN_NO_ROUTE" };
+  if (!route) return then({ error: "POSTERN_NO_ROUTE" });
   // Decided on the canonical path, forwarded as sent: the two must agree on the app (a path
   // parameter, an escape or a doubled slash before the prefix is refused, never re-routed).
-  if (!request.rawPath.startsWith(route.prefix) && `${request.rawPath}/` !== route.prefix) return { error: "POSTERN_BAD_REQUEST" };
+  if (!request.rawPath.startsWith(route.prefix) && `${request.rawPath}/` !== route.prefix) return then({ error: "POSTERN_BAD_REQUEST" });
   const app = route.app;
-  if (app.maintenanceMode) return { error: "POSTERN_MAINTENANCE" };
+  if (app.maintenanceMode) return then({ error: "POSTERN_MAINTENANCE" });
   const wait = state.throttle.admit(app.tenantId, `${app.tenantId}/${app.name}`);
+  if (typeof wait === "number") return then(afterThrottle(state, route, wait));
+  wait.then((w) => !gone() && then(afterThrottle(state, route, w)));
+}
+
+function afterThrottle(state: EdgeState, route: Route, wait: number): Admission {
   if (wait > 0) return { error: "POSTERN_THROTTLED", retryAfterS: Math.max(1, Math.ceil(wait / 1000)) };
   if (state.inflight >= state.limits.maxInflight) return { error: "POSTERN_OVERLOADED" };
-  const live = pickConnection(state.registry, app);
+  const live = pickConnection(state.registry, route.app);
   // None: either the group has no connector (503), or all its streams are busy (the caller may queue).
-  if (!live && !groupConnected(state.registry, app)) return { error: "POSTERN_NO_CONNECTOR" };
+  if (!live && !groupConnected(state.registry, route.app)) return { error: "POSTERN_NO_CONNECTOR" };
   return { route, live };
 }
 
@@ -217,18 +227,19 @@ export function handleRequest(state: EdgeState, req: EdgeIncoming, res: EdgeResp
     logAccess(state, request, request.requestId, 200, bytes);
     return;
   }
-  const admitted = admit(state, request);
-  if ("error" in admitted) {
-    sendError(state, to, request, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : []);
-    return;
-  }
-  const { route } = admitted;
-  const go = (identity: IdentityHeaders, live: LiveConnection | undefined) => {
-    if (expectContinue && !res.headersSent) res.writeContinue();
-    forward(state, req, res, request, route, live, identity);
-  };
-  if (route.app.preAuthentication !== "oidc") return go(noIdentity(route.app), admitted.live);
-  authorize(state, to, request, route, (identity, waited) => go(identity, waited ? pickConnection(state.registry, route.app) : admitted.live));
+  admit(state, request, to.gone, (admitted) => {
+    if ("error" in admitted) {
+      sendError(state, to, request, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : []);
+      return;
+    }
+    const { route } = admitted;
+    const go = (identity: IdentityHeaders, live: LiveConnection | undefined) => {
+      if (expectContinue && !res.headersSent) res.writeContinue();
+      forward(state, req, res, request, route, live, identity);
+    };
+    if (route.app.preAuthentication !== "oidc") return go(noIdentity(route.app), admitted.live);
+    authorize(state, to, request, route, (identity, waited) => go(identity, waited ? pickConnection(state.registry, route.app) : admitted.live));
+  });
 }
 
 /**

@@ -22,6 +22,7 @@ import { resolveSettings } from "../config/settings.js";
 import { resolveLimits, type EdgeLimits, type EdgeLimitsInput } from "../limits/config.js";
 import { LogBudget } from "../limits/log-budget.js";
 import { Throttle } from "../limits/throttle.js";
+import type { SharedState } from "../fleet/shared.js";
 import type { ConnectorRegistry } from "../tunnel/registry.js";
 import type { AuthResult, AuthTask } from "../workers/auth-task.js";
 import { authPoolSchema, taskFile, WorkerPool, type AuthPoolInput, type TranslateLimitsInput } from "../workers/pool.js";
@@ -50,6 +51,8 @@ export interface EdgeOptions {
   readonly now?: Clock;
   /** Access log and listener refusals; default: pino on stderr. */
   readonly logger?: Logger;
+  /** Rate limits, revocations and sign-in state shared with the other engines (Redis). */
+  readonly shared?: SharedState;
 }
 
 
@@ -74,7 +77,7 @@ export class Edge {
     const edge = new Edge({
       routes: new RouteTable([]),
       registry: options.registry,
-      throttle: new Throttle(limits, options.now),
+      throttle: new Throttle(limits, options.now, options.shared),
       limits,
       timers: options.timers ?? realTimers,
       log: options.logger ?? processLogger("engine"),
@@ -88,6 +91,8 @@ export class Edge {
       ...(options.auth?.dispatcher ? { dispatcher: options.auth.dispatcher } : {}),
       ...(options.auth?.signIns ? { signIns: options.auth.signIns } : {}),
       ...(options.now ? { now: options.now } : {}),
+      ...(options.shared ? { shared: options.shared } : {}),
+      ...(options.logger ? { logger: options.logger } : {}),
       page: authPage,
     });
     if (options.httpPort !== undefined) {
@@ -241,6 +246,7 @@ export class Edge {
     this.state.routes = new RouteTable(apps);
     this.state.gate?.apply((config as { auth?: AuthConfig }).auth);
     this.state.throttle.retain(new Set(apps.map((a) => `${a.tenantId}/${a.name}`)), new Set(apps.map((a) => a.tenantId)));
+    this.state.throttle.setFleetSize(config.engines ?? 1);
     const next = new Map<string, { fingerprint: string; context: SecureContext }>();
     for (const cert of config.certificates ?? []) {
       const host = cert.host.toLowerCase();

@@ -103,14 +103,15 @@ export function handleH2WebSocket(state: EdgeState, req: Http2ServerRequest, res
 function start(state: EdgeState, req: EdgeIncoming, scheme: "http" | "https", user: UserSide, headers: readonly string[], early: Buffer | undefined): void {
   const request = readRequest(state.limits, state.limits.trustedProxies, req, scheme);
   if (typeof request === "string") return refuse(state, user, undefined, request === "asterisk" ? "POSTERN_BAD_REQUEST" : request, randomUUID());
-  const admitted = admit(state, request);
-  if ("error" in admitted) {
-    return refuse(state, user, request, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : []);
-  }
-  const { route } = admitted;
-  const go = (identity: IdentityHeaders, live: LiveConnection | undefined) => relayUpgrade(state, user, request, route, live, identity, headers, early);
-  if (route.app.preAuthentication !== "oidc") return go(noIdentity(route.app), admitted.live);
-  authorize(state, user, request, route, (identity) => go(identity, pickConnection(state.registry, route.app)));
+  admit(state, request, user.gone, (admitted) => {
+    if ("error" in admitted) {
+      return refuse(state, user, request, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : []);
+    }
+    const { route } = admitted;
+    const go = (identity: IdentityHeaders, live: LiveConnection | undefined) => relayUpgrade(state, user, request, route, live, identity, headers, early);
+    if (route.app.preAuthentication !== "oidc") return go(noIdentity(route.app), admitted.live);
+    authorize(state, user, request, route, (identity) => go(identity, pickConnection(state.registry, route.app)));
+  });
 }
 
 function refuse(state: EdgeState, user: UserSide, request: EdgeRequest | undefined, code: ErrorCode, requestId: string, extra: [string, string][] = []): void {
