@@ -114,6 +114,8 @@ Options:
   --tenant-rate N       Requests/s per tenant (default 750; 0 = no limit)
   --redis URL           redis://host:port shared by every engine: rate limits counted across
                         engines, sign-outs refused everywhere, sign-ins single-use everywhere
+  --trusted-proxy A     A load balancer's address or CIDR range (repeat): its X-Forwarded-For
+                        names the client; anyone else's is ignored
 ${ADMIN_HELP}`;
 
 export async function runEngine(args: string[]): Promise<number> {
@@ -122,7 +124,7 @@ export async function runEngine(args: string[]): Promise<number> {
     options: {
       ...ADMIN_OPTIONS, "state-dir": { type: "string" }, "tunnel-host": { type: "string", default: "127.0.0.1" }, "tunnel-port": { type: "string" },
       "tunnel-url": { type: "string" }, "public-host": { type: "string", default: "127.0.0.1" }, "http-port": { type: "string" }, "https-port": { type: "string" },
-      "app-rate": { type: "string" }, "tenant-rate": { type: "string" }, redis: { type: "string" },
+      "app-rate": { type: "string" }, "tenant-rate": { type: "string" }, redis: { type: "string" }, "trusted-proxy": { type: "string", multiple: true },
     },
     strict: true,
   });
@@ -142,7 +144,8 @@ export async function runEngine(args: string[]): Promise<number> {
   }
   const engine = await EngineNode.start({
     stateDir, tunnelHost: v["tunnel-host"], tunnelPort: port, version: VERSION, ...(v["tunnel-url"] ? { tunnelUrl: v["tunnel-url"] } : {}),
-    publicHost: v["public-host"], httpPort: portFlag(v["http-port"], "http-port", DEFAULTS.httpPort), limits: rateLimits(v),
+    publicHost: v["public-host"], httpPort: portFlag(v["http-port"], "http-port", DEFAULTS.httpPort),
+    limits: { ...rateLimits(v), ...(v["trusted-proxy"] ? { trustedProxies: v["trusted-proxy"] } : {}) },
     ...(v.redis !== undefined ? { redis: v.redis } : {}),
     ...(v["https-port"] !== undefined ? { httpsPort: portFlag(v["https-port"], "https-port", DEFAULTS.httpsPort) } : {}),
   });

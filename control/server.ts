@@ -74,7 +74,10 @@ export interface ControlOptions {
 }
 
 export interface ControlHandle {
+  /** The URL clients use (the public URL when set: a load balancer in front of replicas). */
   readonly url: string;
+  /** Where this process itself listens. */
+  readonly address: string;
   readonly caCertPem: string;
   readonly context: ControlContext;
   readonly routes: readonly Route[];
@@ -145,7 +148,8 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
     server.listen(settings.port, host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  const url = (options.publicUrl ?? `${tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${port}`).replace(/\/$/, "");
+  const address = `${tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const url = (options.publicUrl ?? address).replace(/\/$/, "");
 
   let idp: BuiltInIdp | undefined;
   let authenticator;
@@ -215,6 +219,7 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
 
   return {
     url,
+    address,
     caCertPem: ca.certPem,
     context,
     routes,

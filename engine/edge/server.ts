@@ -163,6 +163,8 @@ export class Edge {
       // Bytes after a request that closes the connection (HTTP/1.0, Connection: close) are
       // never read: that request's response still goes out, then the connection closes.
       if (err.code === "HPE_CLOSED_CONNECTION" && (socket as Socket & { _httpMessage?: unknown })._httpMessage) return closeAfterThis(socket);
+      // The client went away (a load generator or balancer closing its connections): nothing to answer, nothing to log.
+      if (err.code === "ECONNRESET" || err.code === "EPIPE") return void socket.destroy();
       const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
       this.#refuseRaw(socket, status, err.code ?? "bad request", (socket as Socket).remoteAddress);
     });

@@ -72,6 +72,8 @@ function probes(control: ControlHandle, adminToken: string): Probe[] {
     { method: "POST", route: "/api/v1/connectors/renew", allowed: [], request: () => ({ path: "/api/v1/connectors/renew", body: { csr: "x" } }) },
     { method: "GET", route: "/api/v1/feed/connector", allowed: [], request: () => ({ path: "/api/v1/feed/connector" }) },
     { method: "GET", route: "/api/v1/feed/engine", allowed: [], request: () => ({ path: "/api/v1/feed/engine" }) },
+    // Only an engine (identity proof) may say it is leaving; no user token may.
+    { method: "DELETE", route: "/api/v1/engines/self", allowed: [], request: () => ({ path: "/api/v1/engines/self" }) },
     { method: "POST", route: "/api/v1/sign-ins", allowed: [], request: () => ({
       path: "/api/v1/sign-ins",
       body: { tenantId: "t", app: "a", username: "u", outcome: "success", reason: "r", clientIp: "127.0.0.1", transactionId: "x", at: new Date().toISOString() },

@@ -9,7 +9,7 @@ import { connectRedisState } from "../../engine/fleet/redis.js";
 import type { SharedState } from "../../engine/fleet/shared.js";
 import { Throttle } from "../../engine/limits/throttle.js";
 import { resolveLimits } from "../../engine/limits/config.js";
-import { startRedis, type Redis } from "../fixtures/servers.js";
+import { startRedis, type Redis } from "../../loadtest/servers.js";
 import { until } from "../fixtures/lifecycle.js";
 
 const logger = pino({ level: "silent" });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openPostgresStore } from "../../../control/store/postgres.js";
-import { startPostgres, type Postgres } from "../../fixtures/servers.js";
+import { startPostgres, type Postgres } from "../../../loadtest/servers.js";
 import { runStoreContract } from "./contract.js";
 
 let server: Postgres;
