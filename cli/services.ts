@@ -12,6 +12,14 @@ import { VERSION } from "../engine/version.js";
 
 export { VERSION };
 
+/** `--metrics-port N [--metrics-host H]`: where a process serves Prometheus /metrics. */
+function metricsFlags(v: { "metrics-port"?: string | undefined; "metrics-host"?: string | undefined }): { metricsPort?: number; metricsHost?: string } {
+  return {
+    ...(v["metrics-port"] !== undefined ? { metricsPort: portFlag(v["metrics-port"], "metrics-port", 0) } : {}),
+    ...(v["metrics-host"] !== undefined ? { metricsHost: v["metrics-host"] } : {}),
+  };
+}
+
 /** Resolves on SIGINT/SIGTERM with the signal's name. */
 export function untilSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -46,6 +54,7 @@ Options:
   --renew-after-days N       Connector certificate renewal age (default 180)
   --inactive-after-days N    Idle connectors become inactive after (default 10)
   --domain-suffix S          Default external domains <app>.<tenant>.S (default localhost)
+  --metrics-port N           Prometheus /metrics on 127.0.0.1:N (--metrics-host H to change; default off)
   --json                     Print one JSON line when ready
   -h, --help                 Show this help
 `;
@@ -58,6 +67,7 @@ export async function runControl(args: string[]): Promise<number> {
       tls: { type: "string", default: "self" }, "tls-cert": { type: "string" }, "tls-key": { type: "string" }, "public-url": { type: "string" },
       "oidc-discovery": { type: "string" }, "oidc-audience": { type: "string" }, "roles-claim": { type: "string" },
       "renew-after-days": { type: "string" }, "inactive-after-days": { type: "string" }, "domain-suffix": { type: "string" },
+      "metrics-port": { type: "string" }, "metrics-host": { type: "string" },
       json: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -75,6 +85,7 @@ export async function runControl(args: string[]): Promise<number> {
   const control = await startControl({
     dataDir,
     ...(v.store !== undefined ? { store: v.store } : {}),
+    ...metricsFlags(v),
     host: v.host,
     port: portFlag(v.port, "port", DEFAULTS.controlPort),
     tls: v["tls-cert"] ? { certPem: readFileSync(v["tls-cert"], "utf8"), keyPem: readFileSync(v["tls-key"]!, "utf8") } : (v.tls as "self" | "off"),
@@ -116,6 +127,7 @@ Options:
                         engines, sign-outs refused everywhere, sign-ins single-use everywhere
   --trusted-proxy A     A load balancer's address or CIDR range (repeat): its X-Forwarded-For
                         names the client; anyone else's is ignored
+  --metrics-port N      Prometheus /metrics on 127.0.0.1:N (--metrics-host H to change; default off)
 ${ADMIN_HELP}`;
 
 export async function runEngine(args: string[]): Promise<number> {
@@ -125,6 +137,7 @@ export async function runEngine(args: string[]): Promise<number> {
       ...ADMIN_OPTIONS, "state-dir": { type: "string" }, "tunnel-host": { type: "string", default: "127.0.0.1" }, "tunnel-port": { type: "string" },
       "tunnel-url": { type: "string" }, "public-host": { type: "string", default: "127.0.0.1" }, "http-port": { type: "string" }, "https-port": { type: "string" },
       "app-rate": { type: "string" }, "tenant-rate": { type: "string" }, redis: { type: "string" }, "trusted-proxy": { type: "string", multiple: true },
+      "metrics-port": { type: "string" }, "metrics-host": { type: "string" },
     },
     strict: true,
   });
@@ -147,9 +160,10 @@ export async function runEngine(args: string[]): Promise<number> {
     publicHost: v["public-host"], httpPort: portFlag(v["http-port"], "http-port", DEFAULTS.httpPort),
     limits: { ...rateLimits(v), ...(v["trusted-proxy"] ? { trustedProxies: v["trusted-proxy"] } : {}) },
     ...(v.redis !== undefined ? { redis: v.redis } : {}),
+    ...metricsFlags(v),
     ...(v["https-port"] !== undefined ? { httpsPort: portFlag(v["https-port"], "https-port", DEFAULTS.httpsPort) } : {}),
   });
-  const ready = { engine: engine.identity.id, tunnelUrl: engine.tunnelUrl, httpPort: engine.edge.httpPort, httpsPort: engine.edge.httpsPort };
+  const ready = { engine: engine.identity.id, tunnelUrl: engine.tunnelUrl, httpPort: engine.edge.httpPort, httpsPort: engine.edge.httpsPort, metricsPort: engine.metricsPort };
   process.stdout.write(v.json ? JSON.stringify(ready) + "\n"
     : `Engine ${engine.identity.id}: public HTTP on ${v["public-host"]}:${engine.edge.httpPort}${engine.edge.httpsPort ? `, HTTPS on ${engine.edge.httpsPort}` : ""}; tunnel at ${engine.tunnelUrl}\n`);
   await untilSignal();
@@ -173,12 +187,16 @@ Options:
   --group NAME         Connector group to join at registration (default "Default")
   --connections N      Tunnel connections per engine (default 4)
   --grace-ms N         Drain grace period on SIGTERM (default 30000)
+  --metrics-port N     run: Prometheus /metrics on 127.0.0.1:N (--metrics-host H to change; default off)
 ${ADMIN_HELP}`;
 
 export async function runConnector(args: string[]): Promise<number> {
   const { values: v, positionals } = parseArgs({
     args,
-    options: { ...ADMIN_OPTIONS, "state-dir": { type: "string" }, group: { type: "string" }, connections: { type: "string" }, "grace-ms": { type: "string" } },
+    options: {
+      ...ADMIN_OPTIONS, "state-dir": { type: "string" }, group: { type: "string" }, connections: { type: "string" }, "grace-ms": { type: "string" },
+      "metrics-port": { type: "string" }, "metrics-host": { type: "string" },
+    },
     strict: true,
     allowPositionals: true,
   });
@@ -209,9 +227,9 @@ export async function runConnector(args: string[]): Promise<number> {
     }
     case "run": {
       const { ConnectorAgent } = await import("../connector/agent.js");
-      const agent = new ConnectorAgent({ stateDir, version: VERSION, connectionsPerEngine: numberFlag(v.connections, "connections", DEFAULTS.connections, { min: 1, max: 64 }) });
+      const agent = new ConnectorAgent({ stateDir, version: VERSION, connectionsPerEngine: numberFlag(v.connections, "connections", DEFAULTS.connections, { min: 1, max: 64 }), ...metricsFlags(v) });
       const config = await agent.start();
-      out({ connector: agent.id, group: config.group, engines: config.engines }, `Connector ${agent.id} (group ${config.group}) serving ${config.engines.length} engine(s)\n`);
+      out({ connector: agent.id, group: config.group, engines: config.engines, metricsPort: agent.metricsPort }, `Connector ${agent.id} (group ${config.group}) serving ${config.engines.length} engine(s)\n`);
       await untilSignal();
       await agent.stop(numberFlag(v["grace-ms"], "grace-ms", DEFAULTS.graceMs));
       return 0;

@@ -51,6 +51,8 @@ Options:
   --no-sample           Do not start or publish the sample app
   --app-rate N          Requests/s per app (default 500; 0 = no limit)
   --tenant-rate N       Requests/s per tenant (default 750; 0 = no limit)
+  --metrics-port N      Prometheus /metrics: the engine's on N, control's on N+1, the connector's
+                        on N+2 (default 0: three free ports, printed)
   --once                Exit once everything is ready (for checks)
   --json                Print one JSON line when ready
   -h, --help            Show this help
@@ -72,7 +74,7 @@ export async function runUp(args: string[]): Promise<number> {
     options: {
       "data-dir": { type: "string" }, "control-port": { type: "string" }, "tunnel-port": { type: "string" }, "http-port": { type: "string" },
       "sample-port": { type: "string" }, "no-sample": { type: "boolean", default: false },
-      "app-rate": { type: "string" }, "tenant-rate": { type: "string" },
+      "app-rate": { type: "string" }, "tenant-rate": { type: "string" }, "metrics-port": { type: "string" },
       once: { type: "boolean", default: false }, json: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -86,6 +88,8 @@ export async function runUp(args: string[]): Promise<number> {
   const tunnelPort = portFlag(values["tunnel-port"], "tunnel-port", DEFAULTS.tunnelPort, "POSTERN_TUNNEL_PORT");
   const httpPort = portFlag(values["http-port"], "http-port", DEFAULTS.httpPort, "POSTERN_HTTP_PORT");
   const samplePort = portFlag(values["sample-port"], "sample-port", 0, "POSTERN_SAMPLE_PORT");
+  const metricsPort = portFlag(values["metrics-port"], "metrics-port", 0);
+  const metricsAt = (offset: number) => (metricsPort === 0 ? 0 : metricsPort + offset);
 
   const { startControl } = await import("../control/server.js");
   const { identityExists } = await import("../engine/identity/files.js");
@@ -94,7 +98,7 @@ export async function runUp(args: string[]): Promise<number> {
   const { ConnectorAgent } = await import("../connector/agent.js");
 
   // Plain HTTP on loopback: a local demo a browser can open without certificate warnings.
-  const control = await startControl({ dataDir, host: "127.0.0.1", port: controlPort, tls: "off" });
+  const control = await startControl({ dataDir, host: "127.0.0.1", port: controlPort, tls: "off", metricsPort: metricsAt(1) });
   await control.writeLocalCredential();
   const usersFile = join(dataDir, "demo-users.json");
   let users: DemoUser[];
@@ -113,7 +117,7 @@ export async function runUp(args: string[]): Promise<number> {
     await enroll({ kind: "engine", controlUrl: control.url, token, stateDir: engineDir, controlCaPem: control.caCertPem, fields: { tunnelUrl: `wss://127.0.0.1:${tunnelPort}/tunnel` } });
   }
   const engine = await EngineNode.start({
-    stateDir: engineDir, tunnelHost: "127.0.0.1", tunnelPort, version: VERSION, controlUrl: control.url, httpPort, limits: rateLimits(values),
+    stateDir: engineDir, tunnelHost: "127.0.0.1", tunnelPort, version: VERSION, controlUrl: control.url, httpPort, limits: rateLimits(values), metricsPort: metricsAt(0),
   });
   const edgePort = engine.edge.httpPort!;
   control.setEdgeDefaults({ scheme: "http", port: edgePort });
@@ -124,7 +128,7 @@ export async function runUp(args: string[]): Promise<number> {
   if (!identityExists(connectorDir, "connector")) {
     await enroll({ kind: "connector", controlUrl: control.url, token, stateDir: connectorDir, controlCaPem: control.caCertPem, fields: { version: VERSION } });
   }
-  const connector = new ConnectorAgent({ stateDir: connectorDir, version: VERSION, connectionsPerEngine: 2, controlUrl: control.url });
+  const connector = new ConnectorAgent({ stateDir: connectorDir, version: VERSION, connectionsPerEngine: 2, controlUrl: control.url, metricsPort: metricsAt(2) });
   const connected = new Promise<void>((resolve) => connector.once("connected", () => resolve()));
   await connector.start();
   await connected;
@@ -132,12 +136,18 @@ export async function runUp(args: string[]): Promise<number> {
   const apps = (await control.context.store.listApps(control.context.tenant.id)).map((a) => ({
     name: a.settings.name, externalUrl: a.settings.externalUrl, internalUrl: a.settings.internalUrl, preAuthentication: a.settings.preAuthentication,
   }));
-  const ready = { control: control.url, engine: `http://127.0.0.1:${edgePort}`, tunnel: engine.tunnelUrl, apps, users };
+  const metrics = {
+    engine: `http://127.0.0.1:${engine.metricsPort}/metrics`, control: `http://127.0.0.1:${control.metricsPort}/metrics`, connector: `http://127.0.0.1:${connector.metricsPort}/metrics`,
+  };
+  const ready = { control: control.url, admin: `${control.url}/admin/`, myApps: `${control.url}/myapps/`, engine: `http://127.0.0.1:${edgePort}`, tunnel: engine.tunnelUrl, apps, users, metrics };
   if (values.json) {
     process.stdout.write(JSON.stringify(ready) + "\n");
   } else {
     process.stdout.write(`Postern is up (data in ${dataDir})
   control plane:  ${control.url}   (OpenAPI: ${control.url}/api/v1/openapi.json)
+  admin console:  ${ready.admin}
+  My Apps:        ${ready.myApps}
+  metrics:        ${metrics.engine} (engine), ${metrics.control} (control), ${metrics.connector} (connector)
   engine:         http://127.0.0.1:${edgePort}  (tunnel ${engine.tunnelUrl})
 ${apps.map((a) => `  app ${a.name.padEnd(11)} ${a.externalUrl} -> ${a.internalUrl} (${a.preAuthentication})`).join("\n")}
   connector:      ${connector.id} (${engine.registry.connections().length} tunnel connection(s))

@@ -20,6 +20,8 @@ import { TunnelPool } from "./tunnels.js";
 import { resolveConnectorSettings, type ConnectorSettings, type ConnectorSettingsInput } from "./settings.js";
 import { type Clock, systemClock } from "../engine/config/clock.js";
 import { processLogger } from "../engine/config/logger.js";
+import { certificateMetric, feedMetrics, processRegistry, serveMetrics, type MetricsListener } from "../engine/metrics/registry.js";
+import { connectorMetrics } from "./metrics.js";
 
 const DAY_MS = 86_400_000;
 
@@ -62,6 +64,10 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
   #renewTimer: NodeJS.Timeout | undefined;
   #renewing: Promise<boolean> | null = null;
   #stopped = false;
+  #appliedAt = 0;
+  #metricsListener: MetricsListener | undefined;
+  /** This connector's Prometheus registry (served on metricsPort when set). */
+  readonly metrics = processRegistry("connector");
   /** Probe ids already run (a probe stays in the feed until answered; ids that left it are forgotten). */
   #probed = new Set<string>();
 
@@ -76,10 +82,14 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
       controlUrl: options.controlUrl ?? this.#identity.controlUrl,
       caPem: this.#identity.caPem,
       credentials: () => this.#identity,
-      headers: { "x-postern-version": options.version },
+      // Control shows each connector's live tunnels per engine, as of its last feed request.
+      headers: () => ({ "x-postern-version": options.version, "x-postern-tunnels": tunnelReport(this.#tunnels) }),
       now: this.#now,
     });
-    this.#proxy = new BackendProxy({ config: () => this.#feed.current, logger: this.#log, settings: this.#settings });
+    feedMetrics(this.metrics, () => (this.#feed.current ? { version: this.#feed.current.version, appliedAt: this.#appliedAt } : null));
+    certificateMetric(this.metrics, () => this.#identity.certPem);
+    const requests = connectorMetrics(this.metrics, () => this.#tunnels);
+    this.#proxy = new BackendProxy({ config: () => this.#feed.current, logger: this.#log, settings: this.#settings, metrics: requests });
     this.#feed = new ConfigFeed<ConnectorConfig>(this.#client, { path: "/api/v1/feed/connector", pullIntervalMs: this.#settings.pullIntervalMs });
     this.#tunnels = new TunnelPool({
       credentials: () => this.#identity,
@@ -109,8 +119,14 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
     return this.#tunnels;
   }
 
+  /** The /metrics listener's port, when it listens. */
+  get metricsPort(): number | undefined {
+    return this.#metricsListener?.port;
+  }
+
   async start(): Promise<ConnectorConfig> {
     this.#feed.on("config", (config) => {
+      this.#appliedAt = Date.now();
       this.#log.info({ version: config.version, group: config.group, engines: config.engines.length, apps: config.apps.length }, "configuration applied");
       this.#tunnels.setEngines(config.engines);
       this.emit("config", config);
@@ -121,6 +137,9 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
     });
     this.#feed.on("error", (err) => this.#log.warn({ err: err.message, code: (err as { code?: string }).code }, "configuration pull failed"));
     const config = await this.#feed.start();
+    if (this.#settings.metricsPort !== undefined) {
+      this.#metricsListener = await serveMetrics(this.metrics, this.#settings.metricsHost, this.#settings.metricsPort);
+    }
     const period = this.#settings.renewCheckIntervalMs;
     this.#renewTimer = setInterval(() => void this.checkRenewal(), period);
     this.#renewTimer.unref();
@@ -174,6 +193,13 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
     await this.#tunnels.drain(graceMs);
     await this.#client.close();
     await this.#proxy.close();
+    await this.#metricsListener?.close();
   }
+}
+
+/** Live tunnels per engine, as `url=n` pairs (the URLs are the feed's: no commas or spaces in them). */
+function tunnelReport(tunnels: TunnelPool | undefined): string {
+  if (!tunnels) return "";
+  return [...tunnels.byEngine()].map(([url, sessions]) => `${url}=${sessions.length}`).join(",").slice(0, 4096);
 }
 

@@ -17,6 +17,7 @@ import type { ConnectorSettings } from "./settings.js";
 import { relayUpgrade } from "./upgrade.js";
 import { HOP_BY_HOP, isEndToEnd, isValidField } from "../engine/http/headers.js";
 import { staysUnder } from "../engine/http/paths.js";
+import type { RequestMetrics } from "../engine/metrics/requests.js";
 
 type PublishedApp = ConnectorConfig["apps"][number];
 
@@ -26,6 +27,8 @@ const EDGE_ONLY = new Set(["expect"]);
 export interface ProxyOptions {
   readonly config: () => ConnectorConfig | null;
   readonly logger: Logger;
+  /** Requests to backends, by app (unset: not counted). */
+  readonly metrics?: RequestMetrics;
   readonly settings: Pick<ConnectorSettings, "backendConnectionsPerOrigin" | "backendKeepAliveMs" | "backendBodyIdleMs">;
 }
 
@@ -109,6 +112,9 @@ export class BackendProxy {
       stream.once("end", () => body!.push(null));
     }
     const log = this.options.logger;
+    const metrics = this.options.metrics;
+    const started = performance.now();
+    let bytes = 0;
     let controller: Dispatcher.DispatchController | undefined;
     let responded = false;
     stream.once("close", (err?: Error) => {
@@ -143,16 +149,22 @@ export class BackendProxy {
         }
         if (stream.closed) return c.abort(new Error("stream closed"));
         responded = true;
+        metrics?.count(app.name, statusCode);
+        metrics?.latency(app.name, (performance.now() - started) / 1000);
         stream.respond({ status: statusCode, headers: out });
       },
       onResponseData(c, chunk) {
         if (stream.closed) return c.abort(new Error("stream closed"));
+        bytes += chunk.length;
         if (!stream.write(chunk)) c.pause();
       },
       onResponseEnd() {
+        metrics?.bytes(app.name, bytes);
         if (!stream.closed) stream.end();
       },
       onResponseError(_c, err) {
+        if (!responded) metrics?.count(app.name, "error");
+        else metrics?.bytes(app.name, bytes);
         if (stream.closed) return;
         const failure = responded ? "POSTERN_BACKEND_INVALID" : backendFailure(err);
         stream.reset(failure === undefined ? WireError.CANCEL : wireCodeOf(failure));

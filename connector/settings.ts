@@ -30,6 +30,9 @@ export const connectorSettingsSchema = z.object({
   backendKeepAliveMs: integer(1, 3_600_000, 30_000), // 30 s
   /** A backend response body that stalls longer than this is aborted, ms. */
   backendBodyIdleMs: integer(1, 86_400_000, 300_000), // 5 min
+  /** Prometheus /metrics listener; unset port: no listener. 0 picks a free port. */
+  metricsHost: z.string().min(1).default("127.0.0.1"),
+  metricsPort: integer(0, 65_535, 0).optional(),
   /** Each step of `postern app test` (DNS, TCP, TLS, HTTP), ms. */
   probeStepTimeoutMs: integer(1, 600_000, 10_000), // 10 s
   mux: resolvedBy((input: MuxConfigInput) => resolveMuxConfig(input)),

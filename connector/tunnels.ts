@@ -79,6 +79,7 @@ class TunnelSlot {
         this.pool.emit("connected", this.url, session);
         const err = await new Promise<Error | undefined>((resolve) => session.once("close", resolve));
         this.session = null;
+        this.pool.retireStalls(session.stalledWrites);
         this.pool.emit("disconnected", this.url, err);
         // Only a connection that stayed up resets the backoff: an engine that refuses us right
         // after the handshake (revoked, disabled) must not be hammered.
@@ -129,9 +130,26 @@ export class TunnelPool extends EventEmitter<TunnelPoolEvents> {
     }
   }
 
-  /** Live sessions, by engine URL. */
+  /** Live sessions. */
   sessions(): Session[] {
     return [...this.#slots.values()].flat().map((s) => s.session).filter((s): s is Session => s !== null);
+  }
+
+  /** Live sessions per engine URL (every engine the feed lists, 0 when none is up). */
+  byEngine(): Map<string, Session[]> {
+    return new Map([...this.#slots].map(([url, slots]) => [url, slots.map((s) => s.session).filter((s): s is Session => s !== null)]));
+  }
+
+  #retiredStalls = 0;
+
+  /** @internal A closed session's stalled writes, so the total only grows. */
+  retireStalls(n: number): void {
+    this.#retiredStalls += n;
+  }
+
+  /** Writes that waited for flow-control credit or a full transport, over every tunnel ever held. */
+  get stalledWrites(): number {
+    return this.sessions().reduce((n, s) => n + s.stalledWrites, this.#retiredStalls);
   }
 
   /** GOAWAY on every connection; resolves when in-flight streams finish or `graceMs` passes. */

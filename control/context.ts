@@ -1,6 +1,7 @@
 /** What the control plane's API handlers share: store, CA, clock, policy, feed. */
 import type { TenantCa } from "./ca.js";
 import type { FeedHub } from "./feed.js";
+import type { ControlMetrics } from "./metrics.js";
 import type { Sealer } from "./secrets.js";
 import type { Store, Tenant } from "./store/types.js";
 import { z } from "zod";
@@ -33,4 +34,5 @@ export interface ControlContext {
   readonly now: Clock;
   /** The built-in IdP's issuer URL, once control listens (unset with an external IdP). */
   readonly idp: { issuer?: string };
+  readonly metrics?: ControlMetrics;
 }

@@ -33,6 +33,8 @@ import { Router, sendJson, type Route } from "./api/router.js";
 import { PosternError } from "../engine/errors/catalogue.js";
 import { type Clock, systemClock } from "../engine/config/clock.js";
 import { processLogger } from "../engine/config/logger.js";
+import { certificateMetric, processRegistry, serveMetrics } from "../engine/metrics/registry.js";
+import { ControlMetrics } from "./metrics.js";
 
 /** Control's numeric and address settings, validated once at start. */
 export const controlSettingsSchema = z.object({
@@ -42,6 +44,9 @@ export const controlSettingsSchema = z.object({
   port: port(0),
   /** How often to look for inactive connectors, ms; 0 disables the timer. */
   sweepIntervalMs: integer(0, 86_400_000, 3_600_000), // 1 h
+  /** Prometheus /metrics listener; unset port: no listener. 0 picks a free port. */
+  metricsHost: z.string().min(1).default("127.0.0.1"),
+  metricsPort: port(0).optional(),
   /** How often to drop engines that went silent, ms; 0 disables the timer. */
   engineSweepMs: integer(0, 3_600_000, 5_000), // 5 s
   /** An engine not heard from for this long has left: connectors stop dialling it, ms (engines poll at least every 25 s). */
@@ -71,6 +76,8 @@ export interface ControlOptions {
   readonly sweepIntervalMs?: number;
   readonly engineSweepMs?: number;
   readonly engineSilentMs?: number;
+  readonly metricsHost?: string;
+  readonly metricsPort?: number;
 }
 
 export interface ControlHandle {
@@ -78,6 +85,8 @@ export interface ControlHandle {
   readonly url: string;
   /** Where this process itself listens. */
   readonly address: string;
+  /** The /metrics listener's port, when it listens. */
+  readonly metricsPort: number | undefined;
   readonly caCertPem: string;
   readonly context: ControlContext;
   readonly routes: readonly Route[];
@@ -101,7 +110,7 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
   const now = options.now ?? systemClock;
   const settings = resolveSettings(controlSettingsSchema, {
     host: options.host, port: options.port, sweepIntervalMs: options.sweepIntervalMs, engineSweepMs: options.engineSweepMs,
-    engineSilentMs: options.engineSilentMs, policy: options.policy,
+    engineSilentMs: options.engineSilentMs, policy: options.policy, metricsHost: options.metricsHost, metricsPort: options.metricsPort,
   }, "control");
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const shared = options.store !== undefined;
@@ -124,7 +133,9 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
   const ca = await TenantCa.open(store, sealer, tenant.id, new Date(now()));
   const feed = new FeedHub(store);
   const policy = settings.policy;
-  const context: ControlContext = { store, sealer, tenant, ca, feed, policy, now, idp: {} };
+  const registry = processRegistry("control");
+  const metrics = new ControlMetrics(registry, store, feed);
+  const context: ControlContext = { store, sealer, tenant, ca, feed, policy, now, idp: {}, metrics };
 
   const host = settings.host;
   const tlsMode = options.tls ?? "self";
@@ -160,7 +171,7 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
       jwksUri: discovered.jwksUri, store, caCertPem: () => ca.certPem, now,
     });
   } else {
-    idp = await BuiltInIdp.create({ store, sealer, tenantId: tenant.id, issuer: `${url}/oidc`, now });
+    idp = await BuiltInIdp.create({ store, sealer, tenantId: tenant.id, issuer: `${url}/oidc`, now, onSignIn: (result) => metrics.signIn("idp", result) });
     context.idp.issuer = idp.issuer;
     authenticator = createAuthenticator({
       trust: { issuer: idp.issuer, audience: CONTROL_API_AUDIENCE, jwks: idp.publicJwks, rolesClaim: "roles" },
@@ -178,6 +189,7 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
     // While closing, long polls that wake up find the store gone: expected, not worth an error line.
     if (!closing) log.error({ err, requestId }, "control API internal error");
   });
+  router.onAnswered = (route, status, seconds) => metrics.answered(route, status, seconds);
   const openApi = JSON.stringify(openApiDocument(routes, VERSION));
 
   handler = (req, res) => {
@@ -210,7 +222,9 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
       .catch((err: unknown) => !closing && log.error({ err }, "engine sweep failed")), settings.engineSweepMs)
     : undefined;
   engineTimer?.unref();
-  log.info({ url, tls: Boolean(tls), idp: idp ? idp.issuer : options.externalIdp?.discoveryUrl }, "control listening");
+  if (tls) certificateMetric(registry, () => tls.cert);
+  const metricsListener = settings.metricsPort === undefined ? undefined : await serveMetrics(registry, settings.metricsHost, settings.metricsPort);
+  log.info({ url, tls: Boolean(tls), idp: idp ? idp.issuer : options.externalIdp?.discoveryUrl, ...(metricsListener ? { metricsPort: metricsListener.port } : {}) }, "control listening");
 
   const mintToken: ControlHandle["mintToken"] = async (claims, ttlSeconds = 3600, audience) => {
     if (!idp) throw new PosternError("POSTERN_CONFIG", "tokens can only be minted by the built-in IdP");
@@ -220,6 +234,7 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
   return {
     url,
     address,
+    metricsPort: metricsListener?.port,
     caCertPem: ca.certPem,
     context,
     routes,
@@ -253,6 +268,7 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
       feed.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await metricsListener?.close();
       await store.close();
     },
   };

@@ -24,6 +24,7 @@ import type { SignInReport } from "../control/contract/feed.js";
 import { type Clock } from "./config/clock.js";
 import { processLogger } from "./config/logger.js";
 import { connectRedisState } from "./fleet/redis.js";
+import { certificateMetric, feedMetrics, processRegistry, serveMetrics, type MetricsListener } from "./metrics/registry.js";
 import type { SharedState } from "./fleet/shared.js";
 
 /** An engine node's settings, validated once at start; every number with its unit. */
@@ -35,6 +36,9 @@ export const engineSettingsSchema = z.object({
   publicHost: z.string().min(1).default("127.0.0.1"),
   httpPort: port(0).optional(),
   httpsPort: port(0).optional(),
+  /** Prometheus /metrics listener (apart from user traffic); unset port: no listener. 0 picks a free port. */
+  metricsHost: z.string().min(1).default("127.0.0.1"),
+  metricsPort: port(0).optional(),
   /** Fallback config pull period (the long poll delivers changes at once), ms. */
   pullIntervalMs: integer(1_000, 86_400_000, 60_000), // 60 s
   /** Sign-in records on their way to control; past it new ones are dropped (and logged), never queued. */
@@ -69,6 +73,8 @@ export interface EngineNodeOptions extends EngineSettingsInput {
 
 export class EngineNode {
   #config: EngineConfig | null = null;
+  #appliedAt = 0;
+  #metrics: MetricsListener | undefined;
 
   private constructor(
     readonly identity: StoredIdentity,
@@ -117,8 +123,10 @@ export class EngineNode {
       client.call("POST", "/api/v1/sign-ins", record).catch((err: Error) => log.warn({ err: err.message }, "sign-in record not delivered")).finally(() => signInsInFlight--);
     };
     const shared = settings.redis === undefined ? undefined : await connectRedisState({ url: settings.redis, logger: log });
+    const metrics = processRegistry("engine");
     const edge = await Edge.start({
       host: settings.publicHost,
+      metrics,
       ...(shared ? { shared } : {}),
       registry,
       ...(settings.httpPort !== undefined ? { httpPort: settings.httpPort } : {}),
@@ -133,8 +141,11 @@ export class EngineNode {
       ...(options.now ? { now: options.now } : {}),
     });
     const node = new EngineNode(identity, registry, edge, tunnelUrl, feed, client, tunnel, shared);
+    feedMetrics(metrics, () => (node.#config ? { version: node.#config.version, appliedAt: node.#appliedAt } : null));
+    certificateMetric(metrics, () => identity.certPem);
     feed.on("config", (config) => {
       node.#config = config;
+      node.#appliedAt = Date.now();
       edge.apply(config);
       const closed = registry.apply(config.connectors);
       log.info({ version: config.version, apps: config.apps.length, connectors: config.connectors.length, closed }, "configuration applied");
@@ -149,7 +160,8 @@ export class EngineNode {
       await shared?.close();
       throw err;
     }
-    log.info({ engine: identity.id, tunnelUrl }, "engine ready");
+    if (settings.metricsPort !== undefined) node.#metrics = await serveMetrics(metrics, settings.metricsHost, settings.metricsPort);
+    log.info({ engine: identity.id, tunnelUrl, ...(node.#metrics ? { metricsPort: node.#metrics.port } : {}) }, "engine ready");
     return node;
   }
 
@@ -161,6 +173,11 @@ export class EngineNode {
     return this.tunnel.port;
   }
 
+  /** The /metrics listener's port, when it listens. */
+  get metricsPort(): number | undefined {
+    return this.#metrics?.port;
+  }
+
   async close(): Promise<void> {
     this.feed.stop();
     // Leaving: connectors stop dialling this engine (best effort: a silent engine is dropped by control anyway).
@@ -170,5 +187,6 @@ export class EngineNode {
     for (const live of this.registry.connections()) live.session.close();
     await this.client.close();
     await this.shared?.close();
+    await this.#metrics?.close();
   }
 }

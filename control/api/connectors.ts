@@ -23,6 +23,8 @@ const label = z.string().trim().min(1).max(253).regex(/^[\x21-\x7e][\x20-\x7e]*$
 const connectorView = z.object({
   id: z.string(), group: z.string(), hostName: z.string(), version: z.string(), status: z.enum(["active", "inactive", "disabled"]),
   certSerial: z.string(), certFingerprint: z.string(), certNotBefore: z.string(), certNotAfter: z.string(), lastSeen: z.string(), createdAt: z.string(),
+  /** Live tunnels per engine URL, as of the connector's last feed request. */
+  tunnels: z.record(z.string(), z.number()),
 });
 const issuedView = z.object({ id: z.string(), certificate: z.string(), caCertificate: z.string(), notAfter: z.string() });
 const feedQuery = z.object({
@@ -222,7 +224,7 @@ export function connectorRoutes(ctx: ControlContext): Route[] {
         const peer = peerOf(call, "connector");
         const connector = await store.getConnector(peer.id);
         const agent = call.req.headers["x-postern-version"];
-        await store.touchConnector(peer.id, new Date(ctx.now()).toISOString(), typeof agent === "string" ? agent.slice(0, 64) : undefined);
+        await store.touchConnector(peer.id, new Date(ctx.now()).toISOString(), typeof agent === "string" ? agent.slice(0, 64) : undefined, tunnelsReported(call.req.headers["x-postern-tunnels"]));
         if (connector?.status === "inactive") await store.updateConnector(peer.id, { status: "active" });
         await waitFeed(call);
         return { status: 200, body: await connectorConfig(store, peer.id, policy) };
@@ -234,6 +236,7 @@ export function connectorRoutes(ctx: ControlContext): Route[] {
       handler: async (call) => {
         peerOf(call, "engine");
         const b = call.body;
+        ctx.metrics?.signIn("engine", b.outcome);
         if (b.tenantId !== tenant.id) throw new ApiError("POSTERN_VALIDATION", "tenantId: not this control's tenant", [{ field: "tenantId", message: "not this control's tenant" }]);
         await store.appendSignIn({ at: b.at, tenantId: b.tenantId, username: b.username, outcome: b.outcome, reason: b.reason, client: "engine", app: b.app, clientIp: b.clientIp, transactionId: b.transactionId });
         return { status: 204 };
@@ -259,7 +262,21 @@ function connectorOut(c: Connector): z.infer<typeof connectorView> {
   return {
     id: c.id, group: c.group, hostName: c.hostName, version: c.version, status: c.status, certSerial: c.certSerial,
     certFingerprint: c.certFingerprint, certNotBefore: c.certNotBefore, certNotAfter: c.certNotAfter, lastSeen: c.lastSeen, createdAt: c.createdAt,
+    tunnels: { ...(c.tunnels ?? {}) },
   };
+}
+
+/** A connector's `x-postern-tunnels: url=n,...` report; anything malformed is ignored (undefined keeps the last one). */
+function tunnelsReported(header: string | string[] | undefined): Record<string, number> | undefined {
+  if (typeof header !== "string") return undefined;
+  const out: Record<string, number> = {};
+  for (const pair of header.split(",").slice(0, 64)) {
+    const at = pair.lastIndexOf("=");
+    const url = pair.slice(0, at);
+    const n = Number(pair.slice(at + 1));
+    if (at > 0 && /^wss?:\/\/\S+$/.test(url) && url.length <= 2048 && Number.isInteger(n) && n >= 0 && n <= 1024) out[url] = n;
+  }
+  return out;
 }
 
 /** Marks connectors not seen for `inactiveAfterDays` as inactive; returns how many changed. */

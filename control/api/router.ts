@@ -86,6 +86,8 @@ interface Compiled {
 export class Router {
   readonly routes: readonly Route[];
   readonly #compiled: Compiled[];
+  /** Told of every answer: the route's template (never the path), the status, the seconds taken. */
+  onAnswered: ((route: string, status: number, seconds: number) => void) | undefined;
 
   constructor(
     routes: readonly Route[],
@@ -105,6 +107,9 @@ export class Router {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    res.once("finish", () => this.onAnswered?.(matchedName, res.statusCode, (performance.now() - started) / 1000));
+    let matchedName = "unmatched";
     const requestId = randomUUID();
     res.setHeader("x-request-id", requestId);
     let caller: Caller | undefined;
@@ -117,6 +122,7 @@ export class Router {
       if (found === "method") throw new ApiError("POSTERN_NOT_FOUND", `${req.method} is not allowed on ${url.pathname}`);
       if (found === undefined) throw new ApiError("POSTERN_NOT_FOUND", `no API route ${req.method} ${url.pathname}`);
       matched = found.route;
+      matchedName = `${matched.method} ${matched.path}`;
       target = Object.values(found.params).join("/") || url.pathname;
       caller = await this.#authenticate(matched, req);
       this.#authorize(matched, caller);

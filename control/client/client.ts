@@ -28,7 +28,8 @@ export interface ControlClientOptions {
   readonly caPem?: string;
   /** Read per request, so a renewed certificate is used at once. */
   readonly credentials: () => PeerCredentials;
-  readonly headers?: Record<string, string>;
+  /** Sent with every call; a function is read per call (a connector reports its live tunnels). */
+  readonly headers?: Record<string, string> | (() => Record<string, string>);
   readonly now?: Clock;
 }
 
@@ -48,7 +49,7 @@ export class ControlClient {
   async call<T>(method: "GET" | "POST" | "DELETE", path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const creds = this.options.credentials();
     const proof = await createIdentityProof({ ...creds, audience: CONTROL_PROOF_AUDIENCE, ...(this.options.now ? { now: this.options.now() } : {}) });
-    return controlRequest<T>(this.#agent, this.options.controlUrl, method, path, { authorization: `Postern-Proof ${proof}`, ...this.options.headers }, body, signal);
+    return controlRequest<T>(this.#agent, this.options.controlUrl, method, path, { authorization: `Postern-Proof ${proof}`, ...(typeof this.options.headers === "function" ? this.options.headers() : this.options.headers) }, body, signal);
   }
 
   async close(): Promise<void> {

@@ -34,6 +34,8 @@ export interface IdpOptions {
   readonly issuer: string;
   /** The control plane's clock, for tokens it mints itself. */
   readonly now?: Clock;
+  /** Told of every password sign-in's result (metrics). */
+  readonly onSignIn?: (result: "success" | "failure") => void;
 }
 
 export class BuiltInIdp {
@@ -215,6 +217,7 @@ export class BuiltInIdp {
       const form = await readForm(req);
       const username = (form.get("username") ?? "").trim();
       const outcome = await this.#checkCredentials(username, form.get("password") ?? "", form.get("otp") ?? "");
+      this.#options.onSignIn?.(outcome.ok ? "success" : "failure");
       await this.#options.store.appendSignIn({
         at: new Date().toISOString(), tenantId: this.#options.tenantId, username, outcome: outcome.ok ? "success" : "failure",
         reason: outcome.ok ? outcome.amr.join(" ") : outcome.reason, client: clientId,

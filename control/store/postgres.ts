@@ -281,7 +281,7 @@ class PostgresStore implements Store {
   }
 
   async addConnector(c: Connector): Promise<void> {
-    await this.#change((q) => q("INSERT INTO connectors VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)", [
+    await this.#change((q) => q("INSERT INTO connectors (id, tenant_id, group_name, host_name, version, cert_serial, cert_fingerprint, cert_not_before, cert_not_after, last_seen, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)", [
       c.id, c.tenantId, c.group, c.hostName, c.version, c.certSerial, c.certFingerprint, c.certNotBefore, c.certNotAfter, c.lastSeen, c.status, c.createdAt]));
   }
 
@@ -310,8 +310,9 @@ class PostgresStore implements Store {
     return this.getConnector(id);
   }
 
-  async touchConnector(id: string, at: string, version?: string): Promise<void> {
-    await this.#query("UPDATE connectors SET last_seen = $1, version = coalesce($2, version) WHERE id = $3", [at, version ?? null, id]);
+  async touchConnector(id: string, at: string, version?: string, tunnels?: Readonly<Record<string, number>>): Promise<void> {
+    await this.#query("UPDATE connectors SET last_seen = $1, version = coalesce($2, version), tunnels = coalesce($3::jsonb, tunnels) WHERE id = $4",
+      [at, version ?? null, tunnels === undefined ? null : JSON.stringify(tunnels), id]);
   }
 
   async deleteConnector(id: string): Promise<boolean> {

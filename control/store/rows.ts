@@ -35,7 +35,7 @@ export function connectorFromRow(row: Row): Connector {
     id: row.id as string, tenantId: row.tenant_id as string, group: row.group_name as string, hostName: row.host_name as string,
     version: row.version as string, certSerial: row.cert_serial as string, certFingerprint: row.cert_fingerprint as string,
     certNotBefore: row.cert_not_before as string, certNotAfter: row.cert_not_after as string, lastSeen: row.last_seen as string,
-    status: row.status as Connector["status"], createdAt: row.created_at as string,
+    status: row.status as Connector["status"], createdAt: row.created_at as string, tunnels: json<Record<string, number>>(row.tunnels ?? "{}"),
   };
 }
 

@@ -78,6 +78,9 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE signins ADD COLUMN client_ip TEXT NOT NULL DEFAULT '';
   ALTER TABLE signins ADD COLUMN transaction_id TEXT NOT NULL DEFAULT '';
   `,
+  `
+  ALTER TABLE connectors ADD COLUMN tunnels TEXT NOT NULL DEFAULT '{}';
+  `,
 ];
 
 
@@ -242,7 +245,7 @@ class SqliteStore implements Store {
   }
 
   async addConnector(c: Connector): Promise<void> {
-    this.#change(() => this.#stmt("INSERT INTO connectors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").run(
+    this.#change(() => this.#stmt("INSERT INTO connectors (id, tenant_id, group_name, host_name, version, cert_serial, cert_fingerprint, cert_not_before, cert_not_after, last_seen, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").run(
       c.id, c.tenantId, c.group, c.hostName, c.version, c.certSerial, c.certFingerprint, c.certNotBefore, c.certNotAfter, c.lastSeen, c.status, c.createdAt));
   }
 
@@ -269,8 +272,9 @@ class SqliteStore implements Store {
     return this.getConnector(id);
   }
 
-  async touchConnector(id: string, at: string, version?: string): Promise<void> {
-    this.#stmt("UPDATE connectors SET last_seen = ?, version = coalesce(?, version) WHERE id = ?").run(at, version ?? null, id);
+  async touchConnector(id: string, at: string, version?: string, tunnels?: Readonly<Record<string, number>>): Promise<void> {
+    this.#stmt("UPDATE connectors SET last_seen = ?, version = coalesce(?, version), tunnels = coalesce(?, tunnels) WHERE id = ?")
+      .run(at, version ?? null, tunnels === undefined ? null : JSON.stringify(tunnels), id);
   }
 
   async deleteConnector(id: string): Promise<boolean> {

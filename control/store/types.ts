@@ -59,6 +59,8 @@ export interface Connector {
   readonly lastSeen: string;
   readonly status: ConnectorStatus;
   readonly createdAt: string;
+  /** Live tunnels per engine URL, as the connector last reported them. */
+  readonly tunnels?: Readonly<Record<string, number>>;
 }
 
 export interface IssuedCertificate {
@@ -157,8 +159,8 @@ export interface Store {
   getConnector(id: string): Promise<Connector | null>;
   listConnectors(tenantId?: string): Promise<Connector[]>;
   updateConnector(id: string, patch: Partial<Pick<Connector, "group" | "hostName" | "version" | "certSerial" | "certFingerprint" | "certNotBefore" | "certNotAfter" | "status">>): Promise<Connector | null>;
-  /** Records a heartbeat; does not bump the configuration version. */
-  touchConnector(id: string, at: string, version?: string): Promise<void>;
+  /** Records a heartbeat (and what the connector reports); does not bump the configuration version. */
+  touchConnector(id: string, at: string, version?: string, tunnels?: Readonly<Record<string, number>>): Promise<void>;
   deleteConnector(id: string): Promise<boolean>;
 
   recordCertificate(cert: IssuedCertificate): Promise<void>;

@@ -20,6 +20,7 @@ import { WireError } from "../protocol/constants.js";
 import type { LiveConnection, ConnectorRegistry } from "../tunnel/registry.js";
 import { TranslatePool, type TranslateLimitsInput } from "../workers/pool.js";
 import { BodyTranslation, translationPlan } from "../workers/translation.js";
+import type { EdgeMetrics } from "./metrics.js";
 import { backendTarget, requestHeaders, responseHeaders } from "./headers.js";
 import { errorPage, pageHeaders } from "./pages.js";
 import { readRequest, type EdgeIncoming, type EdgeRequest } from "./request.js";
@@ -49,10 +50,16 @@ export interface EdgeState {
   gate?: AuthGate;
   /** Started on the first body that needs translating: most engines never need it. */
   translatePool?: TranslatePool;
+  /** Prometheus metrics (unset: none kept). */
+  readonly metrics?: EdgeMetrics;
 }
 
 function translatePool(state: EdgeState): TranslatePool {
-  return (state.translatePool ??= new TranslatePool(state.translateLimits));
+  if (state.translatePool === undefined) {
+    state.translatePool = new TranslatePool(state.translateLimits);
+    state.translatePool.onTask = state.metrics?.poolObserver("translate");
+  }
+  return state.translatePool;
 }
 
 interface QueuedRequest {
@@ -64,12 +71,16 @@ interface QueuedRequest {
 const ROBOTS = "User-agent: *\nDisallow: /\n";
 
 /** One access-log line per request: what a support engineer needs to find it again. */
-export function logAccess(state: EdgeState, request: EdgeRequest | undefined, requestId: string, status: number, bytes: number, extra: { app?: string; connector?: string; error?: ErrorCode } = {}): void {
+export function logAccess(state: EdgeState, request: EdgeRequest | undefined, requestId: string, status: number, bytes: number, extra: { app?: string; connector?: string; error?: ErrorCode; translated?: boolean } = {}): void {
+  const ms = request ? performance.now() - request.startedAt : 0;
   state.log.info({
     requestId, app: extra.app, method: request?.method, path: request?.rawPath, status, bytes,
-    durationMs: request ? Math.round((performance.now() - request.startedAt) * 10) / 10 : 0,
-    connector: extra.connector, client: request?.clientAddress, ...(extra.error ? { error: extra.error } : {}),
+    durationMs: Math.round(ms * 10) / 10, connector: extra.connector, client: request?.clientAddress, ...(extra.error ? { error: extra.error } : {}),
   }, "request");
+  if (state.metrics) {
+    state.metrics.request(extra.app, status, bytes, ms / 1000, extra.translated === true);
+    if (extra.error === "POSTERN_TRANSLATE") state.metrics.translationFailed();
+  }
 }
 
 /**
@@ -137,7 +148,7 @@ export function abortResponse(res: EdgeResponse): void {
   else if (!res.stream.destroyed) res.stream.close(h2.NGHTTP2_INTERNAL_ERROR);
 }
 
-export type Admission = { route: Route; live: LiveConnection | undefined } | { error: ErrorCode; retryAfterS?: number };
+export type Admission = { route: Route; live: LiveConnection | undefined } | { error: ErrorCode; retryAfterS?: number; app?: string };
 
 /**
  * Where the request goes, or the refusal; shared by requests and upgrades. Calls `then` at once,
@@ -150,18 +161,19 @@ export function admit(state: EdgeState, request: EdgeRequest, gone: () => boolea
   // parameter, an escape or a doubled slash before the prefix is refused, never re-routed).
   if (!request.rawPath.startsWith(route.prefix) && `${request.rawPath}/` !== route.prefix) return then({ error: "POSTERN_BAD_REQUEST" });
   const app = route.app;
-  if (app.maintenanceMode) return then({ error: "POSTERN_MAINTENANCE" });
+  if (app.maintenanceMode) return then({ error: "POSTERN_MAINTENANCE", app: app.name });
   const wait = state.throttle.admit(app.tenantId, `${app.tenantId}/${app.name}`);
   if (typeof wait === "number") return then(afterThrottle(state, route, wait));
   wait.then((w) => !gone() && then(afterThrottle(state, route, w)));
 }
 
 function afterThrottle(state: EdgeState, route: Route, wait: number): Admission {
-  if (wait > 0) return { error: "POSTERN_THROTTLED", retryAfterS: Math.max(1, Math.ceil(wait / 1000)) };
-  if (state.inflight >= state.limits.maxInflight) return { error: "POSTERN_OVERLOADED" };
+  const app = route.app.name;
+  if (wait > 0) return { error: "POSTERN_THROTTLED", retryAfterS: Math.max(1, Math.ceil(wait / 1000)), app };
+  if (state.inflight >= state.limits.maxInflight) return { error: "POSTERN_OVERLOADED", app };
   const live = pickConnection(state.registry, route.app);
   // None: either the group has no connector (503), or all its streams are busy (the caller may queue).
-  if (!live && !groupConnected(state.registry, route.app)) return { error: "POSTERN_NO_CONNECTOR" };
+  if (!live && !groupConnected(state.registry, route.app)) return { error: "POSTERN_NO_CONNECTOR", app };
   return { route, live };
 }
 
@@ -229,7 +241,7 @@ export function handleRequest(state: EdgeState, req: EdgeIncoming, res: EdgeResp
   }
   admit(state, request, to.gone, (admitted) => {
     if ("error" in admitted) {
-      sendError(state, to, request, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : []);
+      sendError(state, to, request, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : [], admitted.app);
       return;
     }
     const { route } = admitted;
@@ -567,7 +579,7 @@ class ProxiedRequest {
     if (this.#released) return;
     this.#release();
     logAccess(this.state, this.request, this.request.requestId, status || (error ? httpStatusOf(error) ?? 500 : 0), this.#written, {
-      app: this.route.app.name, connector: this.#live.identity.id, ...(error ? { error } : {}),
+      app: this.route.app.name, connector: this.#live.identity.id, ...(error ? { error } : {}), translated: this.#translation !== undefined && error === undefined,
     });
   }
 

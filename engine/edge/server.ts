@@ -23,6 +23,8 @@ import { resolveLimits, type EdgeLimits, type EdgeLimitsInput } from "../limits/
 import { LogBudget } from "../limits/log-budget.js";
 import { Throttle } from "../limits/throttle.js";
 import type { SharedState } from "../fleet/shared.js";
+import type { Registry } from "prom-client";
+import { EdgeMetrics } from "./metrics.js";
 import type { ConnectorRegistry } from "../tunnel/registry.js";
 import type { AuthResult, AuthTask } from "../workers/auth-task.js";
 import { authPoolSchema, taskFile, WorkerPool, type AuthPoolInput, type TranslateLimitsInput } from "../workers/pool.js";
@@ -53,6 +55,8 @@ export interface EdgeOptions {
   readonly logger?: Logger;
   /** Rate limits, revocations and sign-in state shared with the other engines (Redis). */
   readonly shared?: SharedState;
+  /** Where the edge's metrics go (the engine's registry); unset: none kept. */
+  readonly metrics?: Registry;
 }
 
 
@@ -84,12 +88,35 @@ export class Edge {
       inflight: 0,
       queue: [],
       ...(options.translate ? { translateLimits: options.translate } : {}),
+      ...(options.metrics ? {
+        metrics: new EdgeMetrics(options.metrics, {
+          inflight: () => edge.state.inflight,
+          queued: () => edge.state.queue.length,
+          tunnels: options.registry,
+          pools: () => [
+            ...(edge.state.translatePool ? [{ name: "translate" as const, queueSize: edge.state.translatePool.queueSize }] : []),
+            ...(edge.#authPool ? [{ name: "auth" as const, queueSize: edge.#authPool.queueSize }] : []),
+          ],
+        }),
+      } : {}),
     });
+    const metrics = edge.state.metrics;
     edge.state.gate = new AuthGate({
-      pool: () => (edge.#authPool ??= new WorkerPool<AuthTask, AuthResult>(
-        resolveSettings(authPoolSchema, options.auth?.pool, "auth pool"), taskFile("auth-task"), "POSTERN_AUTH_UNAVAILABLE", "token validation")),
+      pool: () => {
+        if (edge.#authPool === undefined) {
+          edge.#authPool = new WorkerPool<AuthTask, AuthResult>(
+            resolveSettings(authPoolSchema, options.auth?.pool, "auth pool"), taskFile("auth-task"), "POSTERN_AUTH_UNAVAILABLE", "token validation");
+          edge.#authPool.onTask = metrics?.poolObserver("auth");
+        }
+        return edge.#authPool;
+      },
       ...(options.auth?.dispatcher ? { dispatcher: options.auth.dispatcher } : {}),
-      ...(options.auth?.signIns ? { signIns: options.auth.signIns } : {}),
+      ...(options.auth?.signIns || metrics ? {
+        signIns: (record: SignInReport) => {
+          metrics?.signIn(record.outcome);
+          options.auth?.signIns?.(record);
+        },
+      } : {}),
       ...(options.now ? { now: options.now } : {}),
       ...(options.shared ? { shared: options.shared } : {}),
       ...(options.logger ? { logger: options.logger } : {}),

@@ -105,7 +105,7 @@ function start(state: EdgeState, req: EdgeIncoming, scheme: "http" | "https", us
   if (typeof request === "string") return refuse(state, user, undefined, request === "asterisk" ? "POSTERN_BAD_REQUEST" : request, randomUUID());
   admit(state, request, user.gone, (admitted) => {
     if ("error" in admitted) {
-      return refuse(state, user, request, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : []);
+      return refuse(state, user, request, admitted.error, request.requestId, admitted.retryAfterS ? [["retry-after", String(admitted.retryAfterS)]] : [], admitted.app);
     }
     const { route } = admitted;
     const go = (identity: IdentityHeaders, live: LiveConnection | undefined) => relayUpgrade(state, user, request, route, live, identity, headers, early);
@@ -114,8 +114,8 @@ function start(state: EdgeState, req: EdgeIncoming, scheme: "http" | "https", us
   });
 }
 
-function refuse(state: EdgeState, user: UserSide, request: EdgeRequest | undefined, code: ErrorCode, requestId: string, extra: [string, string][] = []): void {
-  if (!user.gone()) sendError(state, user, request, code, requestId, extra);
+function refuse(state: EdgeState, user: UserSide, request: EdgeRequest | undefined, code: ErrorCode, requestId: string, extra: [string, string][] = [], app?: string): void {
+  if (!user.gone()) sendError(state, user, request, code, requestId, extra, app);
 }
 
 function relayUpgrade(state: EdgeState, user: UserSide, request: EdgeRequest, route: Route, live: LiveConnection | undefined, identity: IdentityHeaders, headers: readonly string[], early: Buffer | undefined): void {

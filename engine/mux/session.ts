@@ -214,6 +214,13 @@ export class Session extends EventEmitter implements StreamHost {
     return this.capabilitySet;
   }
 
+  #stalledWrites = 0;
+
+  /** Writes that had to wait for flow-control credit or a full transport (metrics). */
+  get stalledWrites(): number {
+    return this.#stalledWrites;
+  }
+
   /** Bytes held for paused readers across all streams. */
   get bufferedBytes(): number {
     return this.sessionBuffered;
@@ -318,6 +325,7 @@ export class Session extends EventEmitter implements StreamHost {
       if (sent === chunk.length) return true;
       chunk = chunk.subarray(sent);
     }
+    this.#stalledWrites++;
     stream.queueSend(chunk);
     this.pendingSend.add(stream);
     return false;

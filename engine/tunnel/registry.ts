@@ -25,6 +25,15 @@ export interface LiveConnection {
 export class ConnectorRegistry {
   #table: ReadonlyMap<string, ConnectorEntry> | null = null;
   readonly #live = new Set<LiveConnection>();
+  /** Stalled writes of connections already closed, so the total only grows (metrics). */
+  #retiredStalls = 0;
+
+  /** Writes that waited for flow-control credit or transport, over every connection ever held. */
+  get stalledWrites(): number {
+    let n = this.#retiredStalls;
+    for (const live of this.#live) n += live.session.stalledWrites;
+    return n;
+  }
 
   /** Why `identity` may not connect now, or undefined when it may. */
   refusal(identity: PeerIdentity): string | undefined {
@@ -58,7 +67,10 @@ export class ConnectorRegistry {
 
   add(live: LiveConnection): void {
     this.#live.add(live);
-    live.session.once("close", () => this.#live.delete(live));
+    live.session.once("close", () => {
+      this.#live.delete(live);
+      this.#retiredStalls += live.session.stalledWrites;
+    });
   }
 
   /** Live connections, optionally of one connector. */

@@ -51,6 +51,8 @@ export class WorkerPool<Task extends Timed, Result> {
   readonly #free: number[];
   readonly #running = new Map<number, AbortController>();
   #watchdog: NodeJS.Timeout | undefined;
+  /** Told each task's time from submission to result, seconds (metrics). */
+  onTask: ((seconds: number) => void) | undefined;
 
   constructor(
     readonly poolLimits: PoolLimits,
@@ -77,6 +79,11 @@ export class WorkerPool<Task extends Timed, Result> {
     this.#piscina.on("error", () => undefined);
   }
 
+  /** Tasks waiting for a worker. */
+  get queueSize(): number {
+    return this.#piscina.queueSize;
+  }
+
   /** True when the queue is full: new work would only fail later. */
   get saturated(): boolean {
     return this.#piscina.queueSize >= this.poolLimits.maxQueue;
@@ -90,6 +97,7 @@ export class WorkerPool<Task extends Timed, Result> {
     const slot = this.#free.pop();
     if (slot === undefined) throw new PosternError("POSTERN_POOL_FULL", `the ${this.what} queue is full`);
     this.#clock[slot] = 0;
+    const submitted = performance.now();
     const abort = new AbortController();
     this.#running.set(slot, abort);
     this.#watch();
@@ -101,6 +109,7 @@ export class WorkerPool<Task extends Timed, Result> {
     } finally {
       this.#running.delete(slot);
       this.#free.push(slot);
+      this.onTask?.((performance.now() - submitted) / 1000);
     }
   }
 
