@@ -3,6 +3,7 @@
  * Prometheus text-format parser, checked against the traffic this test sent: every count is
  * the number of responses the client saw, not a hard-coded figure.
  */
+import { readFileSync } from "node:fs";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -143,5 +144,16 @@ describe("Prometheus metrics on every process", () => {
     // Control learns each connector's tunnels per engine from its feed requests.
     const listed = await api(rig.control.url, "GET", "/api/v1/connectors", rig.admin);
     expect(listed.body.connectors[0].tunnels).toEqual({ [rig.engine.tunnelUrl]: 2 });
+  });
+
+  it("the Grafana dashboard in docs/ uses only metrics the processes expose", async () => {
+    const dashboard = JSON.parse(readFileSync(new URL("../../docs/grafana-dashboard.json", import.meta.url), "utf8")) as { panels: { targets?: { expr: string }[] }[] };
+    const exprs = dashboard.panels.flatMap((p) => p.targets ?? []).map((t) => t.expr);
+    expect(exprs.length).toBeGreaterThan(20);
+    const used = new Set(exprs.flatMap((e) => [...e.matchAll(/\b(postern_[a-z_]+?)(?:_bucket|_count|_sum)?\b(?=[{[\s)])/g)].map((m) => m[1]!)));
+    expect(used.size).toBeGreaterThan(15);
+    const scrapes = await Promise.all([rig.engine.metricsPort, connector.metricsPort, rig.control.metricsPort].map(scrape));
+    const exposed = new Set(scrapes.flat().map((f) => f.name));
+    expect([...used].filter((name) => !exposed.has(name))).toEqual([]);
   });
 });
