@@ -10,7 +10,7 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    files: ["**/*.ts"],
+    files: ["**/*.ts", "**/*.tsx"],
     plugins: { postern },
     rules: {
       "postern/layers": "error",
@@ -31,7 +31,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["lint/**/*.js", "eslint.config.js"],
+    files: ["lint/**/*.js", "eslint.config.js", "ui/build.mjs"],
     languageOptions: { globals: { process: "readonly" } },
   },
 );

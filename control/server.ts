@@ -35,6 +35,7 @@ import { type Clock, systemClock } from "../engine/config/clock.js";
 import { processLogger } from "../engine/config/logger.js";
 import { certificateMetric, processRegistry, serveMetrics } from "../engine/metrics/registry.js";
 import { ControlMetrics } from "./metrics.js";
+import { serveConsole } from "./console.js";
 
 /** Control's numeric and address settings, validated once at start. */
 export const controlSettingsSchema = z.object({
@@ -204,6 +205,7 @@ export async function startControl(options: ControlOptions): Promise<ControlHand
       return;
     }
     if (path === "/healthz") return sendJson(res, 200, { status: "ok" });
+    if (serveConsole(req, res, path, { issuer: idp?.issuer, controlUrl: url })) return;
     router.handle(req, res).catch((err: unknown) => log.error({ err }, "control request failed"));
   };
 

@@ -77,7 +77,8 @@ export function createAuthenticator(options: {
       const claimed = payload[trust.rolesClaim];
       const roles = (Array.isArray(claimed) ? claimed : []).filter((r): r is Role => ROLES.includes(r as Role));
       const name = typeof payload.preferred_username === "string" ? payload.preferred_username : payload.sub!;
-      return { kind: "user", sub: payload.sub!, name, roles };
+      const groups = (Array.isArray(payload.groups) ? (payload.groups as unknown[]) : []).filter((g: unknown): g is string => typeof g === "string").slice(0, 1000);
+      return { kind: "user", sub: payload.sub!, name, roles, groups };
     },
 
     async peer(proof: string, _req: IncomingMessage): Promise<Caller & { kind: "peer" }> {

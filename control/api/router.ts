@@ -16,7 +16,7 @@ export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
 /** Who called: an admin with a bearer token, or a connector/engine with an identity proof. */
 export type Caller =
-  | { readonly kind: "user"; readonly sub: string; readonly name: string; readonly roles: readonly Role[] }
+  | { readonly kind: "user"; readonly sub: string; readonly name: string; readonly roles: readonly Role[]; readonly groups: readonly string[] }
   | { readonly kind: "peer"; readonly peer: PeerIdentity };
 
 export interface Call<B = unknown, Q = Record<string, unknown>> {
@@ -176,7 +176,7 @@ export class Router {
 
   async #authenticate(r: Route, req: IncomingMessage): Promise<Caller> {
     const header = req.headers.authorization ?? "";
-    if (r.auth === "public") return { kind: "user", sub: "anonymous", name: "anonymous", roles: [] };
+    if (r.auth === "public") return { kind: "user", sub: "anonymous", name: "anonymous", roles: [], groups: [] };
     if (r.auth === "proof") {
       const m = /^Postern-Proof\s+(\S+)$/i.exec(header);
       if (!m) throw new ApiError("POSTERN_AUTH_REQUIRED", "this endpoint needs a connector or engine identity proof (Authorization: Postern-Proof ...)");

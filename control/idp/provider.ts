@@ -14,7 +14,7 @@ import * as OTPAuth from "otpauth";
 import { loadOrCreateSecret, type Sealer } from "../secrets.js";
 import type { Store, User } from "../store/types.js";
 import { storeAdapter } from "./adapter.js";
-import { CLI_CLIENT_ID, CONTROL_API_AUDIENCE } from "./constants.js";
+import { CLI_CLIENT_ID, CONSOLE_CALLBACK_PATH, CONSOLE_CLIENT_ID, CONTROL_API_AUDIENCE } from "./constants.js";
 import { loginPage, page } from "./pages.js";
 import { verifyPassword } from "./passwords.js";
 import { PosternError } from "../../engine/errors/catalogue.js";
@@ -67,6 +67,8 @@ export class BuiltInIdp {
     const publicJwks = { keys: [publicKey] };
     const claimsOf = async (accountId: string) => accountClaims(store, options.tenantId, accountId);
 
+    // Control's public URL: the issuer is mounted at <public URL>/oidc.
+    const consoleBase = options.issuer.replace(/\/oidc\/?$/, "");
     const configuration: Configuration = {
       adapter: withAppClients(storeAdapter(store), store, options.tenantId),
       clients: [{
@@ -76,6 +78,14 @@ export class BuiltInIdp {
         grant_types: ["urn:ietf:params:oauth:grant-type:device_code"],
         response_types: [],
         redirect_uris: [],
+      }, {
+        client_id: CONSOLE_CLIENT_ID,
+        client_name: "Postern console",
+        token_endpoint_auth_method: "none",
+        grant_types: ["authorization_code"],
+        response_types: ["code"],
+        redirect_uris: [`${consoleBase}${CONSOLE_CALLBACK_PATH}`],
+        post_logout_redirect_uris: [`${consoleBase}/admin/`, `${consoleBase}/myapps/`],
       }],
       jwks: { keys: [signingKey] },
       // The one signing key is P-256: every client's tokens are ES256.

@@ -32,7 +32,7 @@ import {
   type Tenant,
   type User,
 } from "./types.js";
-import { appFromRow, auditFromRow, certificateColumn, certificateFromRow, conflictField, connectorFromRow, json, signInFromRow, tenantFromRow, userFromRow, type Row } from "./rows.js";
+import { appFromRow, auditFromRow, certificateColumn, certificateFromRow, conflictField, connectorFromRow, json, logFilters, signInFromRow, tenantFromRow, userFromRow, type Row } from "./rows.js";
 import { Backoff } from "../client/backoff.js";
 import { PosternError } from "../../engine/errors/catalogue.js";
 
@@ -465,8 +465,9 @@ class PostgresStore implements Store {
       [e.at, e.tenantId, e.actor, e.action, e.target, e.outcome, JSON.stringify(e.detail)]);
   }
 
-  async listAudit(q: { tenantId: string; limit: number; beforeId?: number }): Promise<AuditEntry[]> {
-    return (await this.#query("SELECT * FROM audit WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3", [q.tenantId, q.beforeId ?? Number.MAX_SAFE_INTEGER, q.limit]))
+  async listAudit(q: Parameters<Store["listAudit"]>[0]): Promise<AuditEntry[]> {
+    const where = logFilters([["action = ?", q.action], ["actor = ?", q.actor], ["outcome = ?", q.outcome]], 3);
+    return (await this.#query(`SELECT * FROM audit WHERE tenant_id = $1 AND id < $2${where.sql} ORDER BY id DESC LIMIT $3`, [q.tenantId, q.beforeId ?? Number.MAX_SAFE_INTEGER, q.limit, ...where.params]))
       .map(auditFromRow);
   }
 
@@ -475,8 +476,9 @@ class PostgresStore implements Store {
       [e.at, e.tenantId, e.username, e.outcome, e.reason, e.client, e.app ?? "", e.clientIp ?? "", e.transactionId ?? ""]);
   }
 
-  async listSignIns(q: { tenantId: string; limit: number; beforeId?: number }): Promise<SignIn[]> {
-    return (await this.#query("SELECT * FROM signins WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3", [q.tenantId, q.beforeId ?? Number.MAX_SAFE_INTEGER, q.limit]))
+  async listSignIns(q: Parameters<Store["listSignIns"]>[0]): Promise<SignIn[]> {
+    const where = logFilters([["lower(username) = lower(?)", q.username], ["app = ?", q.app], ["outcome = ?", q.outcome]], 3);
+    return (await this.#query(`SELECT * FROM signins WHERE tenant_id = $1 AND id < $2${where.sql} ORDER BY id DESC LIMIT $3`, [q.tenantId, q.beforeId ?? Number.MAX_SAFE_INTEGER, q.limit, ...where.params]))
       .map(signInFromRow);
   }
 

@@ -81,3 +81,15 @@ export function conflictField(name: string): string {
   if (name.includes("username")) return "username";
   return "name";
 }
+
+/**
+ * The optional exact-match filters of a log query as an SQL tail (" AND a = ? AND b = ?") with
+ * its parameters; `numbered` after N parameters turns each ? into PostgreSQL's $N+1, $N+2, ...
+ * The column texts are the code's own, never input.
+ */
+export function logFilters(filters: readonly (readonly [string, string | undefined])[], numbered?: number): { sql: string; params: string[] } {
+  const used = filters.filter((f): f is readonly [string, string] => f[1] !== undefined && f[1] !== "");
+  let n = numbered ?? 0;
+  const sql = used.map(([clause]) => ` AND ${numbered === undefined ? clause : clause.replace("?", () => `$${++n}`)}`).join("");
+  return { sql, params: used.map(([, value]) => value) };
+}

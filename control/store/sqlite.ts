@@ -25,7 +25,7 @@ import {
   type User,
 } from "./types.js";
 import { PosternError } from "../../engine/errors/catalogue.js";
-import { appFromRow, auditFromRow, certificateColumn, certificateFromRow, conflictField, connectorFromRow, json, signInFromRow, tenantFromRow, userFromRow, type Row } from "./rows.js";
+import { appFromRow, auditFromRow, certificateColumn, certificateFromRow, conflictField, connectorFromRow, json, logFilters, signInFromRow, tenantFromRow, userFromRow, type Row } from "./rows.js";
 
 /** Prepared statements kept per store (distinct SQL texts). */
 const MAX_STATEMENTS = 256;
@@ -419,8 +419,9 @@ class SqliteStore implements Store {
       .run(e.at, e.tenantId, e.actor, e.action, e.target, e.outcome, JSON.stringify(e.detail));
   }
 
-  async listAudit(q: { tenantId: string; limit: number; beforeId?: number }): Promise<AuditEntry[]> {
-    return this.#all("SELECT * FROM audit WHERE tenant_id = ? AND id < ? ORDER BY id DESC LIMIT ?", q.tenantId, q.beforeId ?? Number.MAX_SAFE_INTEGER, q.limit)
+  async listAudit(q: Parameters<Store["listAudit"]>[0]): Promise<AuditEntry[]> {
+    const where = logFilters([["action = ?", q.action], ["actor = ?", q.actor], ["outcome = ?", q.outcome]]);
+    return this.#all(`SELECT * FROM audit WHERE tenant_id = ? AND id < ?${where.sql} ORDER BY id DESC LIMIT ?`, q.tenantId, q.beforeId ?? Number.MAX_SAFE_INTEGER, ...where.params, q.limit)
       .map(auditFromRow);
   }
 
@@ -429,8 +430,9 @@ class SqliteStore implements Store {
       .run(e.at, e.tenantId, e.username, e.outcome, e.reason, e.client, e.app ?? "", e.clientIp ?? "", e.transactionId ?? "");
   }
 
-  async listSignIns(q: { tenantId: string; limit: number; beforeId?: number }): Promise<SignIn[]> {
-    return this.#all("SELECT * FROM signins WHERE tenant_id = ? AND id < ? ORDER BY id DESC LIMIT ?", q.tenantId, q.beforeId ?? Number.MAX_SAFE_INTEGER, q.limit)
+  async listSignIns(q: Parameters<Store["listSignIns"]>[0]): Promise<SignIn[]> {
+    const where = logFilters([["username = ? COLLATE NOCASE", q.username], ["app = ?", q.app], ["outcome = ?", q.outcome]]);
+    return this.#all(`SELECT * FROM signins WHERE tenant_id = ? AND id < ?${where.sql} ORDER BY id DESC LIMIT ?`, q.tenantId, q.beforeId ?? Number.MAX_SAFE_INTEGER, ...where.params, q.limit)
       .map(signInFromRow);
   }
 

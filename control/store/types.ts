@@ -199,9 +199,11 @@ export interface Store {
   deleteSecret(name: string, options?: { feedChange?: boolean }): Promise<boolean>;
 
   appendAudit(entry: Omit<AuditEntry, "id">): Promise<void>;
-  listAudit(query: { tenantId: string; limit: number; beforeId?: number }): Promise<AuditEntry[]>;
+  /** Newest first; filters match exactly (action, actor, outcome). */
+  listAudit(query: { tenantId: string; limit: number; beforeId?: number; action?: string; actor?: string; outcome?: "success" | "failure" }): Promise<AuditEntry[]>;
   appendSignIn(entry: Omit<SignIn, "id">): Promise<void>;
-  listSignIns(query: { tenantId: string; limit: number; beforeId?: number }): Promise<SignIn[]>;
+  /** Newest first; filters match exactly (username case-insensitively, app, outcome). */
+  listSignIns(query: { tenantId: string; limit: number; beforeId?: number; username?: string; app?: string; outcome?: "success" | "failure" }): Promise<SignIn[]>;
 
   /** `postern app test`: a probe a connector of `group` runs and answers. Adding one bumps the version (it travels in the feed). */
   addProbe(probe: { id: string; tenantId: string; app: string; group: string; createdAt: string }): Promise<void>;
