@@ -21,7 +21,7 @@ const SECURITY_HEADERS = {
 
 /** dist/ui beside the built control (dist/control), or under dist/ when run from the sources. */
 const UI_DIR = [new URL("../ui/", import.meta.url), new URL("../dist/ui/", import.meta.url)]
-  .map((u) => fileURLToPath(u)).find((dir) => existsSync(`${dir}index.html`));
+  .map((u) => fileURLToPath(u)).find((dir) => existsSync(`${dir}app.js`));
 
 const ASSETS: Record<string, string> = {
   "/ui/app.js": "text/javascript; charset=utf-8",
@@ -59,7 +59,13 @@ export function serveConsole(req: IncomingMessage, res: ServerResponse, path: st
     return true;
   }
   const file = page ? "index.html" : path.slice("/ui/".length);
-  const body = readFileSync(`${UI_DIR}${file}`);
+  let body: Buffer;
+  try {
+    body = readFileSync(`${UI_DIR}${file}`);
+  } catch {
+    res.writeHead(503, { "content-type": "text/plain" }).end("The console is not built completely: run npm run build.\n");
+    return true;
+  }
   // The page is never cached (it names the current bundle); the bundle revalidates.
   res.writeHead(200, { "content-type": type, "content-length": body.length, "cache-control": page ? "no-store" : "no-cache", ...SECURITY_HEADERS });
   res.end(req.method === "HEAD" ? undefined : body);

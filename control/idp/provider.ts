@@ -99,6 +99,8 @@ export class BuiltInIdp {
         roles: ["roles"],
       },
       conformIdTokenClaims: false,
+      // Only the console, served by control itself, calls the token endpoint from a browser.
+      clientBasedCORS: (_ctx, origin, client) => client.clientId === CONSOLE_CLIENT_ID && origin === new URL(consoleBase).origin,
       pkce: { required: () => true, methods: ["S256"] },
       findAccount: async (_ctx, sub) => {
         const claims = await claimsOf(sub);

@@ -32,6 +32,7 @@ function probes(control: ControlHandle, adminToken: string): Probe[] {
   };
   return [
     { method: "GET", route: "/api/v1/me", allowed: EVERYONE, request: () => ({ path: "/api/v1/me" }) },
+    { method: "GET", route: "/api/v1/me/apps", allowed: EVERYONE, request: () => ({ path: "/api/v1/me/apps" }) },
     { method: "GET", route: "/api/v1/apps", allowed: [GA, AA, CAA], request: () => ({ path: "/api/v1/apps" }) },
     { method: "POST", route: "/api/v1/apps", allowed: [GA, AA], request: (who) => ({ path: "/api/v1/apps", body: app(who) }) },
     { method: "GET", route: "/api/v1/apps/{name}", allowed: [GA, AA, CAA], request: () => ({ path: "/api/v1/apps/Seed" }) },
@@ -60,14 +61,18 @@ function probes(control: ControlHandle, adminToken: string): Probe[] {
     { method: "POST", route: "/api/v1/engines/register", allowed: [GA], request: async () => ({ path: "/api/v1/engines/register", body: { csr: (await createKeyAndCsr("e")).csrPem, tunnelUrl: "wss://engine.test:7700/tunnel" } }) },
     { method: "GET", route: "/api/v1/users", allowed: [GA], request: () => ({ path: "/api/v1/users" }) },
     { method: "POST", route: "/api/v1/users", allowed: [GA], request: (who) => ({ path: "/api/v1/users", body: { username: `u-${slug(who)}`, password: "long-enough-pw" } }) },
+    { method: "PATCH", route: "/api/v1/users/{username}", allowed: [GA], request: async (who) => {
+      await api(control.url, "POST", "/api/v1/users", adminToken, { username: `patched-${slug(who)}`, password: "long-enough-pw" });
+      return { path: `/api/v1/users/patched-${slug(who)}`, body: { disabled: true } };
+    } },
     { method: "GET", route: "/api/v1/groups", allowed: [GA], request: () => ({ path: "/api/v1/groups" }) },
     { method: "POST", route: "/api/v1/groups", allowed: [GA], request: (who) => ({ path: "/api/v1/groups", body: { name: `grp-${slug(who)}` } }) },
     { method: "DELETE", route: "/api/v1/groups/{name}", allowed: [GA], request: async (who) => {
       await api(control.url, "POST", "/api/v1/groups", adminToken, { name: `old-${slug(who)}` });
       return { path: `/api/v1/groups/old-${slug(who)}` };
     } },
-    { method: "GET", route: "/api/v1/audit", allowed: [GA, SR], request: () => ({ path: "/api/v1/audit" }) },
-    { method: "GET", route: "/api/v1/sign-ins", allowed: [GA, SR], request: () => ({ path: "/api/v1/sign-ins" }) },
+    { method: "GET", route: "/api/v1/audit", allowed: [GA, SR], request: () => ({ path: "/api/v1/audit?outcome=success&action=app.add" }) },
+    { method: "GET", route: "/api/v1/sign-ins", allowed: [GA, SR], request: () => ({ path: "/api/v1/sign-ins?username=nobody" }) },
     // Identity-proof endpoints: no admin token of any role opens them.
     { method: "POST", route: "/api/v1/connectors/renew", allowed: [], request: () => ({ path: "/api/v1/connectors/renew", body: { csr: "x" } }) },
     { method: "GET", route: "/api/v1/feed/connector", allowed: [], request: () => ({ path: "/api/v1/feed/connector" }) },

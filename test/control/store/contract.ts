@@ -92,6 +92,25 @@ export function runStoreContract(name: string, create: () => Promise<StoreDataba
       expect(await store.getSecret("plain")).toBeNull();
     });
 
+    it("filters the audit and sign-in logs, and pages within a filter", async () => {
+      const store = await fresh();
+      for (let i = 0; i < 6; i++) {
+        await store.appendAudit({ tenantId: "t1", at: "2026-01-01T00:00:00.000Z", actor: i % 2 ? "alice" : "bob", action: i < 3 ? "app.add" : "app.remove", target: `x${i}`, outcome: i === 5 ? "failure" : "success", detail: {} });
+        await store.appendSignIn({ tenantId: "t1", at: "2026-01-01T00:00:00.000Z", username: i % 2 ? "Alice" : "bob", outcome: i === 4 ? "failure" : "success", reason: "ok", client: "engine", app: i < 2 ? "Wiki" : "Docs" });
+      }
+      expect((await store.listAudit({ tenantId: "t1", limit: 10, action: "app.add" })).map((e) => e.target)).toEqual(["x2", "x1", "x0"]);
+      expect((await store.listAudit({ tenantId: "t1", limit: 10, action: "app.remove", actor: "alice" })).map((e) => e.target)).toEqual(["x5", "x3"]);
+      expect((await store.listAudit({ tenantId: "t1", limit: 10, outcome: "failure" })).map((e) => e.target)).toEqual(["x5"]);
+      const page1 = await store.listAudit({ tenantId: "t1", limit: 2, actor: "bob" });
+      expect(page1.map((e) => e.target)).toEqual(["x4", "x2"]);
+      expect((await store.listAudit({ tenantId: "t1", limit: 2, actor: "bob", beforeId: page1.at(-1)!.id })).map((e) => e.target)).toEqual(["x0"]);
+      expect(await store.listSignIns({ tenantId: "t1", limit: 10, username: "alice" })).toHaveLength(3); // whatever the case
+      expect((await store.listSignIns({ tenantId: "t1", limit: 10, app: "Wiki", username: "ALICE" })).map((e) => e.username)).toEqual(["Alice"]);
+      expect(await store.listSignIns({ tenantId: "t1", limit: 10, outcome: "failure" })).toHaveLength(1);
+      // A filter value is data, never SQL.
+      expect(await store.listSignIns({ tenantId: "t1", limit: 10, username: "x' OR '1'='1" })).toEqual([]);
+    });
+
     it("pages the audit and sign-in logs newest first", async () => {
       const store = await fresh();
       for (let i = 0; i < 5; i++) {

@@ -3,7 +3,7 @@
  * (validation messages at the field they concern), toggle maintenance, run "Test
  * application" and upload a custom-domain certificate.
  */
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { api, ApiError, type AppView, type ConnectorView, type Problem } from "../api.js";
 import { Badge, CheckField, Failure, Link, Loading, navigate, SelectField, Table, TextField, useLoad } from "../components.js";
 
@@ -143,6 +143,11 @@ function AppEditor(props: { app: AppView | undefined; groups: readonly string[];
   const [problems, setProblems] = useState<readonly Problem[]>([]);
   const [status, setStatus] = useState("");
   const [busy, setBusy] = useState(false);
+  // Bumped on each refusal: once the messages are on screen, focus moves to the first field that needs attention.
+  const [focusProblem, setFocusProblem] = useState(0);
+  useEffect(() => {
+    if (focusProblem > 0) (document.querySelector<HTMLElement>("form [aria-invalid=true]") ?? document.getElementById("problems"))?.focus();
+  }, [focusProblem]);
   const errorOf = (path: string) => problems.find((p) => p.field === path || p.field.startsWith(`${path}.`) || p.field.startsWith(`${path}[`))?.message;
   const unplaced = problems.filter((p) => !SECTIONS.some((s) => s.settings.some((f) => p.field === f.path || p.field.startsWith(`${f.path}.`) || p.field.startsWith(`${f.path}[`))));
 
@@ -163,8 +168,7 @@ function AppEditor(props: { app: AppView | undefined; groups: readonly string[];
       if (err instanceof ApiError && err.problems.length > 0) {
         setProblems(err.problems);
         setStatus("");
-        // Move to the first field that needs attention.
-        setTimeout(() => (document.querySelector<HTMLElement>("[aria-invalid=true]") ?? document.getElementById("problems"))?.focus(), 0);
+        setFocusProblem((n) => n + 1);
       } else {
         setProblems([]);
         setStatus(err instanceof Error ? err.message : String(err));
@@ -181,7 +185,7 @@ function AppEditor(props: { app: AppView | undefined; groups: readonly string[];
         {problems.length > 0 && (
           <div id="problems" className="notice error" role="alert" tabIndex={-1}>
             <p>{problems.length === 1 ? "One setting needs attention" : `${problems.length} settings need attention`}:</p>
-            <ul>{problems.map((p) => <li key={p.field + p.message}>{p.field}: {p.message}</li>)}</ul>
+            <ul>{problems.map((p) => <li key={p.field + p.message}>{labelOf(p.field)}: {p.message}</li>)}</ul>
           </div>
         )}
         {SECTIONS.map((section) => (
@@ -200,6 +204,14 @@ function AppEditor(props: { app: AppView | undefined; groups: readonly string[];
       </form>
     </>
   );
+}
+
+/** The label of the setting a problem's field path belongs to (the path itself when none does). */
+function labelOf(field: string): string {
+  for (const section of SECTIONS) {
+    for (const f of section.settings) if (field === f.path || field.startsWith(`${f.path}.`) || field.startsWith(`${f.path}[`)) return f.label;
+  }
+  return field;
 }
 
 function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
