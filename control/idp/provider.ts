@@ -144,6 +144,17 @@ export class BuiltInIdp {
           },
         },
         revocation: { enabled: true },
+        // Signing out of the console or My Apps ends the IdP session too, after one confirmation.
+        rpInitiatedLogout: {
+          enabled: true,
+          logoutSource: async (ctx, form) => {
+            ctx.body = page("Sign out", `<p>Sign out of Postern on this browser?</p>${form}<button type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
+<button type="submit" form="op.logoutForm">No, stay signed in</button>`);
+          },
+          postLogoutSuccessSource: async (ctx) => {
+            ctx.body = page("Signed out", "<p>You are signed out. You can close this window.</p>");
+          },
+        },
       },
       interactions: { url: (_ctx, interaction) => `${new URL(options.issuer).pathname}/interaction/${interaction.uid}` },
       ttl: { AccessToken: 3600, DeviceCode: 600, Interaction: 3600, Session: 86_400, Grant: 86_400, IdToken: 3600 },

@@ -146,6 +146,12 @@ describe("the web console and My Apps in Chromium", () => {
       expect.stringMatching(/^DNS passed/), expect.stringMatching(/^TCP passed/), expect.stringMatching(/^HTTP passed.*-> 200/),
     ]);
     await check(page, "admin-app-test-report");
+    // A certificate upload goes through the same checks as the API's: a file that is no certificate is refused at its field.
+    await page.getByLabel("Certificate file (PEM with key, or PFX)", { exact: true }).setInputFiles({ name: "portal.pem", mimeType: "application/x-pem-file", buffer: Buffer.from("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n") });
+    await page.getByRole("button", { name: "Upload certificate" }).click();
+    const upload = page.getByLabel("Certificate file (PEM with key, or PFX)", { exact: true });
+    await expect.poll(() => upload.getAttribute("aria-invalid")).toBe("true");
+    expect(await page.locator("#certificate-error").textContent()).toMatch(/private key|certificate/i);
 
     await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Connectors", exact: true }).click();
     await page.getByRole("heading", { level: 1, name: "Connectors" }).waitFor();
@@ -189,6 +195,16 @@ describe("the web console and My Apps in Chromium", () => {
     await tiles.getByRole("link", { name: /Portal/ }).click();
     await page.waitForURL((url) => url.host === new URL(appOrigin).host && !url.pathname.startsWith("/.postern"), { timeout: 20_000 });
     expect(await page.locator("#who").textContent()).toBe("Hello alice");
+    // Sign out of My Apps: one confirmation at the IdP, then back to My Apps, signed out.
+    await page.goto(`${rig.control.url}/myapps/`);
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("button", { name: "Yes, sign me out" }).click();
+    await page.waitForURL(`${rig.control.url}/myapps/`, { timeout: 15_000 });
+    await page.getByRole("button", { name: "Sign in" }).waitFor();
+    expect(await page.evaluate(() => sessionStorage.getItem("postern.session"))).toBeNull();
+    // The IdP session ended too: signing in again asks for the password.
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.waitForSelector('input[name="username"]', { timeout: 15_000 });
     await ctx.close();
 
     const other = await context({ width: 390, height: 844 });
