@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { ADMIN_HELP, ADMIN_OPTIONS, UsageError, adminCall, defaultDataDir, resolveAdmin, table, type AdminTarget } from "./admin.js";
 import { deviceLogin } from "./login.js";
 import { DEFAULTS, numberFlag, portFlag, rateLimits } from "./flags.js";
+import { availableParallelism } from "node:os";
 import { VERSION } from "../engine/version.js";
 
 export { VERSION };
@@ -128,6 +129,8 @@ Options:
   --trusted-proxy A     A load balancer's address or CIDR range (repeat): its X-Forwarded-For
                         names the client; anyone else's is ignored
   --metrics-port N      Prometheus /metrics on 127.0.0.1:N (--metrics-host H to change; default off)
+  --workers N           Worker processes, each a full data plane sharing the ports (default: one
+                        per CPU); a worker that dies is replaced, SIGTERM drains them all
 ${ADMIN_HELP}`;
 
 export async function runEngine(args: string[]): Promise<number> {
@@ -137,7 +140,7 @@ export async function runEngine(args: string[]): Promise<number> {
       ...ADMIN_OPTIONS, "state-dir": { type: "string" }, "tunnel-host": { type: "string", default: "127.0.0.1" }, "tunnel-port": { type: "string" },
       "tunnel-url": { type: "string" }, "public-host": { type: "string", default: "127.0.0.1" }, "http-port": { type: "string" }, "https-port": { type: "string" },
       "app-rate": { type: "string" }, "tenant-rate": { type: "string" }, redis: { type: "string" }, "trusted-proxy": { type: "string", multiple: true },
-      "metrics-port": { type: "string" }, "metrics-host": { type: "string" },
+      "metrics-port": { type: "string" }, "metrics-host": { type: "string" }, workers: { type: "string" },
     },
     strict: true,
   });
@@ -147,28 +150,62 @@ export async function runEngine(args: string[]): Promise<number> {
   }
   const { identityExists } = await import("../engine/identity/files.js");
   const { enroll } = await import("../control/client/enroll.js");
-  const { EngineNode } = await import("../engine/node.js");
+  const { EngineNode, leaveEngine } = await import("../engine/node.js");
+  const { engineWorker, reportReady, superviseEngine } = await import("../engine/supervisor.js");
   const stateDir = v["state-dir"] ?? join(v["data-dir"] ?? defaultDataDir(), "engine");
   const port = portFlag(v["tunnel-port"], "tunnel-port", DEFAULTS.tunnelPort);
-  if (!identityExists(stateDir, "engine")) {
-    const admin = resolveAdmin(v);
-    const tunnelUrl = v["tunnel-url"] ?? `wss://${v["tunnel-host"]}:${port}/tunnel`;
-    await enroll({ kind: "engine", controlUrl: admin.controlUrl, token: admin.token, stateDir, ...(admin.caPem ? { controlCaPem: admin.caPem } : {}), fields: { tunnelUrl } });
+  const worker = engineWorker();
+  const workers = worker?.count ?? numberFlag(v.workers, "workers", availableParallelism(), { min: 1, max: 256 });
+  if (workers > 1 && port === 0) throw new UsageError("--workers above 1 needs a fixed --tunnel-port: every worker listens on it");
+  const metrics = metricsFlags(v);
+  if (workers > 1 && !worker) {
+    // The primary: enrols once, then forks the workers and supervises them.
+    if (!identityExists(stateDir, "engine")) await enrollEngine();
+    const { processLogger } = await import("../engine/config/logger.js");
+    const supervisor = await superviseEngine({
+      workers, logger: processLogger("engine"),
+      ...(metrics.metricsPort !== undefined ? { metrics: { host: metrics.metricsHost ?? "127.0.0.1", port: metrics.metricsPort } } : {}),
+    });
+    const ready: Record<string, unknown> = { ...supervisor.ready, workers, pids: supervisor.pids(), metricsPort: supervisor.metricsPort };
+    process.stdout.write(v.json ? JSON.stringify(ready) + "\n"
+      : `Engine ${String(ready.engine)} on ${workers} workers: public HTTP on ${v["public-host"]}:${String(ready.httpPort)}; tunnel at ${String(ready.tunnelUrl)}\n`);
+    await untilSignal();
+    await supervisor.stop();
+    await leaveEngine(stateDir, VERSION);
+    return 0;
   }
+  if (!identityExists(stateDir, "engine")) await enrollEngine();
+  const { ClusterState } = await import("../engine/fleet/cluster.js");
   const engine = await EngineNode.start({
     stateDir, tunnelHost: v["tunnel-host"], tunnelPort: port, version: VERSION, ...(v["tunnel-url"] ? { tunnelUrl: v["tunnel-url"] } : {}),
     publicHost: v["public-host"], httpPort: portFlag(v["http-port"], "http-port", DEFAULTS.httpPort),
     limits: { ...rateLimits(v), ...(v["trusted-proxy"] ? { trustedProxies: v["trusted-proxy"] } : {}) },
     ...(v.redis !== undefined ? { redis: v.redis } : {}),
-    ...metricsFlags(v),
+    ...(worker ? { worker, ...(v.redis === undefined ? { sharedState: new ClusterState() } : {}) } : metrics),
     ...(v["https-port"] !== undefined ? { httpsPort: portFlag(v["https-port"], "https-port", DEFAULTS.httpsPort) } : {}),
   });
   const ready = { engine: engine.identity.id, tunnelUrl: engine.tunnelUrl, httpPort: engine.edge.httpPort, httpsPort: engine.edge.httpsPort, metricsPort: engine.metricsPort };
+  if (worker) {
+    reportReady(ready);
+    // A worker whose primary is gone stops too (it would serve with nobody to replace or drain it).
+    await Promise.race([untilSignal(), new Promise((resolve) => process.once("disconnect", resolve))]);
+    await engine.close({ leave: false });
+    // The IPC channel to the primary would keep this process alive: let go of it.
+    if (process.connected) process.disconnect();
+    setTimeout(() => process.exit(0), 2_000).unref();
+    return 0;
+  }
   process.stdout.write(v.json ? JSON.stringify(ready) + "\n"
     : `Engine ${engine.identity.id}: public HTTP on ${v["public-host"]}:${engine.edge.httpPort}${engine.edge.httpsPort ? `, HTTPS on ${engine.edge.httpsPort}` : ""}; tunnel at ${engine.tunnelUrl}\n`);
   await untilSignal();
   await engine.close();
   return 0;
+
+  async function enrollEngine(): Promise<void> {
+    const admin = resolveAdmin(v);
+    const tunnelUrl = v["tunnel-url"] ?? `wss://${v["tunnel-host"]}:${port}/tunnel`;
+    await enroll({ kind: "engine", controlUrl: admin.controlUrl, token: admin.token, stateDir, ...(admin.caPem ? { controlCaPem: admin.caPem } : {}), fields: { tunnelUrl } });
+  }
 }
 
 const CONNECTOR_HELP = `Usage: postern connector <register|run|list|disable|enable|remove> [ID] [options]

@@ -24,6 +24,8 @@ import type { SignInReport } from "../control/contract/feed.js";
 import { type Clock } from "./config/clock.js";
 import { processLogger } from "./config/logger.js";
 import { connectRedisState } from "./fleet/redis.js";
+import { AggregatorRegistry } from "prom-client";
+import type { EngineWorker } from "./identity/proof.js";
 import { certificateMetric, feedMetrics, processRegistry, serveMetrics, type MetricsListener } from "./metrics/registry.js";
 import type { SharedState } from "./fleet/shared.js";
 
@@ -45,6 +47,10 @@ export const engineSettingsSchema = z.object({
   maxSignInsInFlight: integer(1, 100_000, 100),
   /** redis://host:port: rate limits, sign-outs and sign-in state shared with the other engines; unset: this engine's own. */
   redis: z.string().min(1).optional(),
+  /** On SIGTERM, requests in flight get this long to finish before connections are cut, ms. */
+  drainGraceMs: integer(0, 3_600_000, 30_000), // 30 s
+  /** A new worker of a multi-process engine waits for tunnels from every connector group (at most this long) before it takes users' connections, ms. */
+  workerWarmupMs: integer(0, 600_000, 10_000), // 10 s
   /** Requests to identity providers (discovery, keys, token endpoint), ms. */
   idpTimeoutMs: integer(1, 600_000, 10_000), // 10 s
   limits: edgeLimitsSchema.prefault({}),
@@ -69,6 +75,10 @@ export interface EngineNodeOptions extends EngineSettingsInput {
   readonly timers?: Timers;
   readonly now?: Clock;
   readonly logger?: Logger;
+  /** This process's place among the engine's workers (engine/supervisor.ts); unset: the engine is one process. */
+  readonly worker?: EngineWorker;
+  /** State shared with the other workers when there is no Redis (engine/fleet/cluster.ts). */
+  readonly sharedState?: SharedState;
 }
 
 export class EngineNode {
@@ -85,11 +95,13 @@ export class EngineNode {
     private readonly client: ControlClient,
     private readonly tunnel: Listening,
     private readonly shared: SharedState | undefined,
+    private readonly drainGraceMs: number,
   ) {}
 
   static async start(options: EngineNodeOptions): Promise<EngineNode> {
-    const log = options.logger ?? processLogger("engine");
-    const { stateDir: _dir, tunnelUrl: _tunnelUrl, version: _version, controlUrl: _url, timers: _timers, now: _now, logger: _logger, ...input } = options;
+    const base = options.logger ?? processLogger("engine");
+    const log = options.worker ? base.child({ worker: options.worker.index }) : base;
+    const { stateDir: _dir, tunnelUrl: _tunnelUrl, version: _version, controlUrl: _url, timers: _timers, now: _now, logger: _logger, worker: _worker, sharedState: _shared, ...input } = options;
     const settings = resolveSettings(engineSettingsSchema, input, "engine");
     const identity = loadIdentity(options.stateDir, "engine");
     const registry = new ConnectorRegistry();
@@ -103,6 +115,7 @@ export class EngineNode {
       logger: log,
       mux: settings.mux,
       ...(options.now ? { now: options.now } : {}),
+      ...(options.worker ? { worker: options.worker } : {}),
     });
     const tunnelUrl = options.tunnelUrl ?? `wss://${settings.tunnelHost.includes(":") ? `[${settings.tunnelHost}]` : settings.tunnelHost}:${tunnel.port}/tunnel`;
     const client = new ControlClient({
@@ -122,11 +135,13 @@ export class EngineNode {
       signInsInFlight++;
       client.call("POST", "/api/v1/sign-ins", record).catch((err: Error) => log.warn({ err: err.message }, "sign-in record not delivered")).finally(() => signInsInFlight--);
     };
-    const shared = settings.redis === undefined ? undefined : await connectRedisState({ url: settings.redis, logger: log });
+    const shared = settings.redis === undefined ? options.sharedState : await connectRedisState({ url: settings.redis, logger: log });
     const metrics = processRegistry("engine");
     const edge = await Edge.start({
       host: settings.publicHost,
       metrics,
+      workers: options.worker?.count ?? 1,
+      deferListen: options.worker !== undefined,
       ...(shared ? { shared } : {}),
       registry,
       ...(settings.httpPort !== undefined ? { httpPort: settings.httpPort } : {}),
@@ -140,7 +155,7 @@ export class EngineNode {
       ...(options.timers ? { timers: options.timers } : {}),
       ...(options.now ? { now: options.now } : {}),
     });
-    const node = new EngineNode(identity, registry, edge, tunnelUrl, feed, client, tunnel, shared);
+    const node = new EngineNode(identity, registry, edge, tunnelUrl, feed, client, tunnel, shared, settings.drainGraceMs);
     feedMetrics(metrics, () => (node.#config ? { version: node.#config.version, appliedAt: node.#appliedAt } : null));
     certificateMetric(metrics, () => identity.certPem);
     feed.on("config", (config) => {
@@ -160,7 +175,14 @@ export class EngineNode {
       await shared?.close();
       throw err;
     }
-    if (settings.metricsPort !== undefined) node.#metrics = await serveMetrics(metrics, settings.metricsHost, settings.metricsPort);
+    if (options.worker) {
+      // A worker (a new one, or one replacing another) takes users' connections once connectors reach it.
+      await tunnelsFromEveryGroup(registry, () => node.#config, settings.workerWarmupMs);
+      await edge.listen();
+    }
+    // A worker's metrics are served by its primary, summed over the workers (engine/supervisor.ts).
+    if (options.worker) AggregatorRegistry.setRegistries([metrics]);
+    else if (settings.metricsPort !== undefined) node.#metrics = await serveMetrics(metrics, settings.metricsHost, settings.metricsPort);
     log.info({ engine: identity.id, tunnelUrl, ...(node.#metrics ? { metricsPort: node.#metrics.port } : {}) }, "engine ready");
     return node;
   }
@@ -178,15 +200,49 @@ export class EngineNode {
     return this.#metrics?.port;
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops; `leave` (default) also tells control the engine is gone, so connectors stop dialling
+   * it. A worker of a multi-process engine does not: its siblings still serve.
+   */
+  async close(options: { leave?: boolean } = {}): Promise<void> {
     this.feed.stop();
-    // Leaving: connectors stop dialling this engine (best effort: a silent engine is dropped by control anyway).
-    await this.client.call("DELETE", "/api/v1/engines/self", undefined, AbortSignal.timeout(2_000)).catch(() => undefined);
-    this.edge.close();
+    // Best effort: a silent engine is dropped by control anyway.
+    if (options.leave !== false) await leaveControl(this.client);
+    await this.edge.drain(this.drainGraceMs);
     this.tunnel.close();
     for (const live of this.registry.connections()) live.session.close();
     await this.client.close();
     await this.shared?.close();
     await this.#metrics?.close();
+  }
+}
+
+/** Tells control this engine is leaving (DELETE /api/v1/engines/self), within 2 s or not at all. */
+export async function leaveControl(client: ControlClient): Promise<void> {
+  await client.call("DELETE", "/api/v1/engines/self", undefined, AbortSignal.timeout(2_000)).catch(() => undefined);
+}
+
+/** The primary of a multi-process engine leaving, once its workers have drained. */
+export async function leaveEngine(stateDir: string, version: string): Promise<void> {
+  const identity = loadIdentity(stateDir, "engine");
+  const client = new ControlClient({ controlUrl: identity.controlUrl, caPem: identity.caPem, credentials: () => identity, headers: { "x-postern-version": version } });
+  await leaveControl(client);
+  await client.close();
+}
+
+/**
+ * Resolves once every connector group with an active connector has a live tunnel here, or
+ * after `limitMs`: a worker that took connections before would answer 503 for those groups.
+ */
+async function tunnelsFromEveryGroup(registry: ConnectorRegistry, config: () => EngineConfig | null, limitMs: number): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (Date.now() < deadline) {
+    const c = config();
+    if (c) {
+      const wanted = new Set(c.connectors.filter((x) => x.status === "active").map((x) => `${x.tenantId}/${x.group.toLowerCase()}`));
+      const live = new Set(registry.connections().map((l) => registry.entry(l.identity.id)).filter((e) => e !== undefined).map((e) => `${e.tenantId}/${e.group.toLowerCase()}`));
+      if ([...wanted].every((g) => live.has(g))) return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -144,7 +144,7 @@ export async function startCapacityRig(): Promise<CapacityRig> {
   let connector: { child: ChildProcess; release: (() => void) | undefined } | undefined;
   try {
     await control.ready;
-    const engine = startCli(["engine", "--data-dir", dataDir, "--state-dir", join(dir, "engine"), "--tunnel-port", "0", "--http-port", "0", "--app-rate", "0", "--tenant-rate", "0", "--json"]);
+    const engine = startCli(["engine", "--workers", "1", "--data-dir", dataDir, "--state-dir", join(dir, "engine"), "--tunnel-port", "0", "--http-port", "0", "--app-rate", "0", "--tenant-rate", "0", "--json"]);
     children.push(engine.child);
     const { httpPort } = (await engine.ready) as { httpPort: number };
     const backend = startBackend(["1024"]);

@@ -58,7 +58,7 @@ async function main(): Promise<void> {
     const engines: { pid: number; port: number }[] = [];
     for (let i = 1; i <= 3; i++) {
       const [tunnelPort, httpPort] = [await freePort(), await freePort()];
-      const engine = keep(startCli(["engine", "--data-dir", controlDir, "--state-dir", join(dir, `engine${i}`), "--tunnel-port", String(tunnelPort),
+      const engine = keep(startCli(["engine", "--workers", "1", "--data-dir", controlDir, "--state-dir", join(dir, `engine${i}`), "--tunnel-port", String(tunnelPort),
         "--http-port", String(httpPort), "--redis", redis.url, "--app-rate", "1000000", "--tenant-rate", "1000000", "--json"]));
       await engine.ready;
       engines.push({ pid: engine.child.pid!, port: httpPort });

@@ -57,6 +57,10 @@ export interface EdgeOptions {
   readonly shared?: SharedState;
   /** Where the edge's metrics go (the engine's registry); unset: none kept. */
   readonly metrics?: Registry;
+  /** Worker processes of this engine (each enforces its share of the limits when the shared store is away). */
+  readonly workers?: number;
+  /** Create the listeners but bind them only on listen() (a new worker waits for its tunnels first). */
+  readonly deferListen?: boolean;
 }
 
 
@@ -71,6 +75,9 @@ export class Edge {
   readonly #refusals = new LogBudget(10);
   httpPort: number | undefined;
   httpsPort: number | undefined;
+  #workers = 1;
+  /** Listeners made but not bound yet. */
+  #pending: (() => Promise<void>)[] = [];
 
   private constructor(state: EdgeState) {
     this.state = state;
@@ -101,6 +108,7 @@ export class Edge {
       } : {}),
     });
     const metrics = edge.state.metrics;
+    edge.#workers = options.workers ?? 1;
     edge.state.gate = new AuthGate({
       pool: () => {
         if (edge.#authPool === undefined) {
@@ -125,7 +133,10 @@ export class Edge {
     if (options.httpPort !== undefined) {
       const server = createServer({ ...http1Options(limits), ...STRICT });
       edge.#http1(server, "http");
-      edge.httpPort = await listen(server, options.host, options.httpPort);
+      const port = options.httpPort;
+      edge.#pending.push(async () => {
+        edge.httpPort = await listen(server, options.host, port);
+      });
       edge.#servers.push(server);
     }
     if (options.https) {
@@ -151,10 +162,36 @@ export class Edge {
       Object.assign(server, http1Options(limits), STRICT);
       edge.#http1(server, "https");
       edge.#http2(server);
-      edge.httpsPort = await listen(server, options.host, options.https.port);
+      const port = options.https.port;
+      edge.#pending.push(async () => {
+        edge.httpsPort = await listen(server, options.host, port);
+      });
       edge.#servers.push(server);
     }
+    if (!options.deferListen) await edge.listen();
     return edge;
+  }
+
+  /** Binds the listeners made by start() with deferListen. */
+  async listen(): Promise<void> {
+    const pending = this.#pending;
+    this.#pending = [];
+    for (const bind of pending) await bind();
+  }
+
+  /**
+   * Stops taking connections and lets the requests in flight finish (or `graceMs` pass), then
+   * closes what is left. A load balancer or the cluster sends new connections elsewhere meanwhile.
+   */
+  async drain(graceMs: number): Promise<void> {
+    for (const server of this.#servers) {
+      server.close();
+      if ("closeIdleConnections" in server) server.closeIdleConnections();
+    }
+    for (const session of this.#sessions) session.close(); // HTTP/2: GOAWAY, open streams finish
+    const deadline = Date.now() + graceMs;
+    while ((this.state.inflight > 0 || this.state.queue.length > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    this.close();
   }
 
   /** Requests, upgrades and refusals on the HTTP/1.1 side of a listener. */
@@ -275,7 +312,7 @@ export class Edge {
     this.state.routes = new RouteTable(apps);
     this.state.gate?.apply((config as { auth?: AuthConfig }).auth);
     this.state.throttle.retain(new Set(apps.map((a) => `${a.tenantId}/${a.name}`)), new Set(apps.map((a) => a.tenantId)));
-    this.state.throttle.setFleetSize(config.engines ?? 1);
+    this.state.throttle.setFleetSize((config.engines ?? 1) * this.#workers);
     const next = new Map<string, { fingerprint: string; context: SecureContext }>();
     for (const cert of config.certificates ?? []) {
       const host = cert.host.toLowerCase();

@@ -128,9 +128,27 @@ function parseSubject(subject: string): Record<string, string> {
 /** Audience of proofs in the tunnel HELLO (control's feed uses its own). */
 export const TUNNEL_PROOF_AUDIENCE = "postern-tunnel";
 
-/** The engine's HELLO ext for one connection: a fresh random challenge. */
-export function tunnelChallenge(): { challenge: string } {
-  return { challenge: randomBytes(32).toString("base64url") };
+/** Which of an engine's worker processes a tunnel reached, and how many there are. */
+export interface EngineWorker {
+  readonly index: number;
+  readonly count: number;
+}
+
+/**
+ * The engine's HELLO ext for one connection: a fresh random challenge, and the worker the
+ * connection reached (connectors keep tunnels to every worker of every engine).
+ */
+export function tunnelChallenge(worker?: EngineWorker): { challenge: string; worker?: number; workers?: number } {
+  return { challenge: randomBytes(32).toString("base64url"), ...(worker ? { worker: worker.index, workers: worker.count } : {}) };
+}
+
+/** The worker an engine's HELLO names; undefined from a single-process engine (or anything malformed). */
+export function engineWorkerOf(peerExt: Readonly<Record<string, unknown>> | undefined): EngineWorker | undefined {
+  const index = peerExt?.worker;
+  const count = peerExt?.workers;
+  if (typeof index !== "number" || typeof count !== "number" || !Number.isInteger(index) || !Number.isInteger(count)) return undefined;
+  if (count < 1 || count > 1024 || index < 0 || index >= count) return undefined;
+  return { index, count };
 }
 
 /** The connector's HELLO ext: a proof over the engine's challenge. */

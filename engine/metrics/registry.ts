@@ -63,8 +63,14 @@ export interface MetricsListener {
   close(): Promise<void>;
 }
 
+/** What /metrics serves: a registry, or the sum of a multi-process engine's workers. */
+export interface MetricsSource {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
+
 /** Serves GET /metrics (Prometheus text format) on its own listener, apart from user traffic. */
-export async function serveMetrics(registry: Registry, host: string, port: number): Promise<MetricsListener> {
+export async function serveMetrics(registry: MetricsSource, host: string, port: number): Promise<MetricsListener> {
   const server: Server = createServer((req, res) => {
     if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {
       res.writeHead(404, { "content-type": "text/plain" }).end("GET /metrics\n");

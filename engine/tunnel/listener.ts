@@ -11,7 +11,7 @@ import type { Logger } from "pino";
 import type { MuxConfigInput } from "../mux/config.js";
 import type { SessionOptions } from "../mux/session.js";
 import { attachTunnel } from "./uws-transport.js";
-import { TUNNEL_PROOF_AUDIENCE, tunnelChallenge, verifyIdentityProof, type PeerIdentity } from "../identity/proof.js";
+import { TUNNEL_PROOF_AUDIENCE, tunnelChallenge, verifyIdentityProof, type EngineWorker, type PeerIdentity } from "../identity/proof.js";
 import { listen, uws, type Listening } from "../uws/index.js";
 import type { ConnectorRegistry } from "./registry.js";
 import { type Clock } from "../config/clock.js";
@@ -28,6 +28,8 @@ export interface TunnelListenerOptions {
   readonly mux?: MuxConfigInput;
   readonly logger: Logger;
   readonly now?: Clock;
+  /** This process's place among the engine's workers, told to connectors in the HELLO. */
+  readonly worker?: EngineWorker;
 }
 
 /** Session errors that mean the peer broke the protocol (not a network failure or a drain). */
@@ -48,7 +50,7 @@ export async function startTunnelListener(options: TunnelListenerOptions): Promi
   };
   attachTunnel(app, {
     session: ({ remoteAddress }) => {
-      const ext = tunnelChallenge();
+      const ext = tunnelChallenge(options.worker);
       const sessionOptions: Omit<SessionOptions, "role"> = {
         ...(options.mux ? { config: options.mux } : {}),
         helloExt: () => ext,

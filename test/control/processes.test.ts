@@ -110,7 +110,7 @@ describe("engine and connector processes", () => {
     let engine: Service | undefined;
     try {
       await control.ready;
-      engine = startService(["engine", "--data-dir", dataDir, "--tunnel-port", "0", "--http-port", "0", "--json"]);
+      engine = startService(["engine", "--workers", "1", "--data-dir", dataDir, "--tunnel-port", "0", "--http-port", "0", "--json"]);
       const { tunnelUrl } = await engine.ready;
       expect(String(tunnelUrl)).toMatch(/^wss:\/\/127\.0\.0\.1:\d+\/tunnel$/);
       const stateDir = join(dir, "connector");

@@ -71,7 +71,7 @@ describe("1 GiB each way through engine and connector processes", () => {
     await enroll({ kind: "engine", controlUrl: control.url, token: admin, stateDir: join(dir, "engine"), fields: { tunnelUrl: "wss://127.0.0.1:1/tunnel" } });
     const connectorDir = join(dir, "connector");
     await enroll({ kind: "connector", controlUrl: control.url, token: admin, stateDir: connectorDir, fields: { version: "test" } });
-    engine = startService(["engine", "--state-dir", join(dir, "engine"), "--tunnel-port", "0", "--http-port", "0", "--json"], { POSTERN_LOG_LEVEL: "warn" });
+    engine = startService(["engine", "--workers", "1", "--state-dir", join(dir, "engine"), "--tunnel-port", "0", "--http-port", "0", "--json"], { POSTERN_LOG_LEVEL: "warn" });
     edge = `http://127.0.0.1:${(await engine.ready).httpPort}`;
     connector = startService(["connector", "run", "--state-dir", connectorDir, "--connections", "2", "--json"], { POSTERN_LOG_LEVEL: "warn" });
     await connector.ready;
