@@ -151,19 +151,22 @@ export async function runEngine(args: string[]): Promise<number> {
   const { identityExists } = await import("../engine/identity/files.js");
   const { enroll } = await import("../control/client/enroll.js");
   const { EngineNode, leaveEngine } = await import("../engine/node.js");
-  const { engineWorker, reportReady, superviseEngine } = await import("../engine/supervisor.js");
+  const { workerPlace, reportReady, supervise } = await import("../engine/process/supervisor.js");
   const stateDir = v["state-dir"] ?? join(v["data-dir"] ?? defaultDataDir(), "engine");
   const port = portFlag(v["tunnel-port"], "tunnel-port", DEFAULTS.tunnelPort);
-  const worker = engineWorker();
+  const worker = workerPlace();
   const workers = worker?.count ?? numberFlag(v.workers, "workers", availableParallelism(), { min: 1, max: 256 });
   if (workers > 1 && port === 0) throw new UsageError("--workers above 1 needs a fixed --tunnel-port: every worker listens on it");
   const metrics = metricsFlags(v);
   if (workers > 1 && !worker) {
     // The primary: enrols once, then forks the workers and supervises them.
     if (!identityExists(stateDir, "engine")) await enrollEngine();
+    (await import("../engine/identity/files.js")).loadIdentity(stateDir, "engine"); // refused settings stop here
     const { processLogger } = await import("../engine/config/logger.js");
-    const supervisor = await superviseEngine({
-      workers, logger: processLogger("engine"),
+    const { ClusterStateHost } = await import("../engine/fleet/cluster.js");
+    const state = new ClusterStateHost();
+    const supervisor = await supervise({
+      workers, what: "engine", logger: processLogger("engine"), onFork: (w) => state.attach(w),
       ...(metrics.metricsPort !== undefined ? { metrics: { host: metrics.metricsHost ?? "127.0.0.1", port: metrics.metricsPort } } : {}),
     });
     const ready: Record<string, unknown> = { ...supervisor.ready, workers, pids: supervisor.pids(), metricsPort: supervisor.metricsPort };
@@ -225,6 +228,8 @@ Options:
   --connections N      Tunnel connections per engine (default 4)
   --grace-ms N         Drain grace period on SIGTERM (default 30000)
   --metrics-port N     run: Prometheus /metrics on 127.0.0.1:N (--metrics-host H to change; default off)
+  --workers N          run: worker processes, each with its own tunnels and backend pools (default:
+                       one per CPU); one that dies is replaced, SIGTERM drains them all
 ${ADMIN_HELP}`;
 
 export async function runConnector(args: string[]): Promise<number> {
@@ -232,7 +237,7 @@ export async function runConnector(args: string[]): Promise<number> {
     args,
     options: {
       ...ADMIN_OPTIONS, "state-dir": { type: "string" }, group: { type: "string" }, connections: { type: "string" }, "grace-ms": { type: "string" },
-      "metrics-port": { type: "string" }, "metrics-host": { type: "string" },
+      "metrics-port": { type: "string" }, "metrics-host": { type: "string" }, workers: { type: "string" },
     },
     strict: true,
     allowPositionals: true,
@@ -264,11 +269,42 @@ export async function runConnector(args: string[]): Promise<number> {
     }
     case "run": {
       const { ConnectorAgent } = await import("../connector/agent.js");
-      const agent = new ConnectorAgent({ stateDir, version: VERSION, connectionsPerEngine: numberFlag(v.connections, "connections", DEFAULTS.connections, { min: 1, max: 64 }), ...metricsFlags(v) });
+      const { workerPlace, reportReady, supervise } = await import("../engine/process/supervisor.js");
+      const place = workerPlace();
+      const workers = place?.count ?? numberFlag(v.workers, "workers", availableParallelism(), { min: 1, max: 256 });
+      const metrics = metricsFlags(v);
+      const grace = numberFlag(v["grace-ms"], "grace-ms", DEFAULTS.graceMs);
+      if (workers > 1 && !place) {
+        // Refused settings (a key others can read, ...) stop here, not in a loop of failing workers.
+        (await import("../engine/identity/files.js")).loadIdentity(stateDir, "connector");
+        const { processLogger } = await import("../engine/config/logger.js");
+        const supervisor = await supervise({
+          workers, what: "connector", logger: processLogger("connector"),
+          ...(metrics.metricsPort !== undefined ? { metrics: { host: metrics.metricsHost ?? "127.0.0.1", port: metrics.metricsPort } } : {}),
+        });
+        const ready: Record<string, unknown> = { ...supervisor.ready, workers, pids: supervisor.pids(), metricsPort: supervisor.metricsPort };
+        out(ready, `Connector ${String(ready.connector)} (group ${String(ready.group)}) on ${workers} workers\n`);
+        await untilSignal();
+        await supervisor.stop();
+        return 0;
+      }
+      const agent = new ConnectorAgent({
+        stateDir, version: VERSION, connectionsPerEngine: numberFlag(v.connections, "connections", DEFAULTS.connections, { min: 1, max: 64 }),
+        ...(place ? { worker: place } : metrics),
+      });
       const config = await agent.start();
-      out({ connector: agent.id, group: config.group, engines: config.engines, metricsPort: agent.metricsPort }, `Connector ${agent.id} (group ${config.group}) serving ${config.engines.length} engine(s)\n`);
+      const ready = { connector: agent.id, group: config.group, engines: config.engines, metricsPort: agent.metricsPort };
+      if (place) {
+        reportReady(ready);
+        await Promise.race([untilSignal(), new Promise((resolve) => process.once("disconnect", resolve))]);
+        await agent.stop(grace);
+        if (process.connected) process.disconnect();
+        setTimeout(() => process.exit(0), 2_000).unref();
+        return 0;
+      }
+      out(ready, `Connector ${agent.id} (group ${config.group}) serving ${config.engines.length} engine(s)\n`);
       await untilSignal();
-      await agent.stop(numberFlag(v["grace-ms"], "grace-ms", DEFAULTS.graceMs));
+      await agent.stop(grace);
       return 0;
     }
     case "list": {

@@ -20,7 +20,9 @@ import { TunnelPool } from "./tunnels.js";
 import { resolveConnectorSettings, type ConnectorSettings, type ConnectorSettingsInput } from "./settings.js";
 import { type Clock, systemClock } from "../engine/config/clock.js";
 import { processLogger } from "../engine/config/logger.js";
-import { certificateMetric, feedMetrics, processRegistry, serveMetrics, type MetricsListener } from "../engine/metrics/registry.js";
+import { certificateMetric, feedMetrics, processRegistry, serveMetrics, serveToPrimary, type MetricsListener } from "../engine/metrics/registry.js";
+import type { Registry } from "prom-client";
+import type { WorkerPlace } from "../engine/process/supervisor.js";
 import { connectorMetrics } from "./metrics.js";
 
 const DAY_MS = 86_400_000;
@@ -43,6 +45,12 @@ export interface ConnectorAgentOptions extends ConnectorSettingsInput {
   readonly logger?: Logger;
   /** Outbound HTTP proxy for tunnel connections; default HTTPS_PROXY / https_proxy from the environment. */
   readonly proxyUrl?: string;
+  /**
+   * This process's place among the connector's workers (engine/process/supervisor.ts): each
+   * keeps its own tunnels and backend pools; the first also renews the certificate and runs
+   * probes, the others pick the renewed certificate up from disk.
+   */
+  readonly worker?: WorkerPlace;
 }
 
 interface AgentEvents {
@@ -67,17 +75,19 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
   #appliedAt = 0;
   #metricsListener: MetricsListener | undefined;
   /** This connector's Prometheus registry (served on metricsPort when set). */
-  readonly metrics = processRegistry("connector");
+  readonly metrics: Registry;
   /** Probe ids already run (a probe stays in the feed until answered; ids that left it are forgotten). */
   #probed = new Set<string>();
 
   constructor(private readonly options: ConnectorAgentOptions) {
     super();
-    const { stateDir: _dir, version: _version, controlUrl: _url, now: _now, onStream: _onStream, logger: _logger, proxyUrl: _proxy, ...settings } = options;
+    const { stateDir: _dir, version: _version, controlUrl: _url, now: _now, onStream: _onStream, logger: _logger, proxyUrl: _proxy, worker: _worker, ...settings } = options;
     this.#settings = resolveConnectorSettings(settings);
+    this.metrics = processRegistry("connector", options.worker?.index);
     this.#identity = loadIdentity(options.stateDir, "connector");
     this.#now = options.now ?? systemClock;
-    this.#log = options.logger ?? processLogger("connector");
+    const log = options.logger ?? processLogger("connector");
+    this.#log = options.worker ? log.child({ worker: options.worker.index }) : log;
     this.#client = new ControlClient({
       controlUrl: options.controlUrl ?? this.#identity.controlUrl,
       caPem: this.#identity.caPem,
@@ -133,11 +143,14 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
       void this.checkRenewal();
       const current = new Set(config.probes.map((p) => p.id));
       this.#probed = new Set([...this.#probed].filter((id) => current.has(id)));
-      for (const request of config.probes) void this.#answerProbe(request.id, request.app);
+      // One answer per connector: with several workers, the first runs the probes.
+      if ((this.options.worker?.index ?? 0) === 0) for (const request of config.probes) void this.#answerProbe(request.id, request.app);
     });
     this.#feed.on("error", (err) => this.#log.warn({ err: err.message, code: (err as { code?: string }).code }, "configuration pull failed"));
     const config = await this.#feed.start();
-    if (this.#settings.metricsPort !== undefined) {
+    // A worker's metrics are served by its primary, summed over the workers.
+    if (this.options.worker) serveToPrimary(this.metrics);
+    else if (this.#settings.metricsPort !== undefined) {
       this.#metricsListener = await serveMetrics(this.metrics, this.#settings.metricsHost, this.#settings.metricsPort);
     }
     const period = this.#settings.renewCheckIntervalMs;
@@ -155,6 +168,12 @@ export class ConnectorAgent extends EventEmitter<AgentEvents> {
   }
 
   async #renewIfDue(): Promise<boolean> {
+    if (this.options.worker && this.options.worker.index !== 0) {
+      // Worker 0 renews; the others switch to the certificate it saved (new tunnels use it).
+      const onDisk = loadIdentity(this.options.stateDir, "connector");
+      if (onDisk.issuedAt.getTime() > this.#identity.issuedAt.getTime()) this.#identity = onDisk;
+      return false;
+    }
     const after = this.#feed.current?.renewAfterDays ?? 180;
     const ageDays = (this.#now() - this.#identity.issuedAt.getTime()) / DAY_MS;
     if (ageDays < after) return false;

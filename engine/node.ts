@@ -24,9 +24,8 @@ import type { SignInReport } from "../control/contract/feed.js";
 import { type Clock } from "./config/clock.js";
 import { processLogger } from "./config/logger.js";
 import { connectRedisState } from "./fleet/redis.js";
-import { AggregatorRegistry } from "prom-client";
 import type { EngineWorker } from "./identity/proof.js";
-import { certificateMetric, feedMetrics, processRegistry, serveMetrics, type MetricsListener } from "./metrics/registry.js";
+import { certificateMetric, feedMetrics, processRegistry, serveMetrics, serveToPrimary, type MetricsListener } from "./metrics/registry.js";
 import type { SharedState } from "./fleet/shared.js";
 
 /** An engine node's settings, validated once at start; every number with its unit. */
@@ -136,7 +135,7 @@ export class EngineNode {
       client.call("POST", "/api/v1/sign-ins", record).catch((err: Error) => log.warn({ err: err.message }, "sign-in record not delivered")).finally(() => signInsInFlight--);
     };
     const shared = settings.redis === undefined ? options.sharedState : await connectRedisState({ url: settings.redis, logger: log });
-    const metrics = processRegistry("engine");
+    const metrics = processRegistry("engine", options.worker?.index);
     const edge = await Edge.start({
       host: settings.publicHost,
       metrics,
@@ -181,7 +180,7 @@ export class EngineNode {
       await edge.listen();
     }
     // A worker's metrics are served by its primary, summed over the workers (engine/supervisor.ts).
-    if (options.worker) AggregatorRegistry.setRegistries([metrics]);
+    if (options.worker) serveToPrimary(metrics);
     else if (settings.metricsPort !== undefined) node.#metrics = await serveMetrics(metrics, settings.metricsHost, settings.metricsPort);
     log.info({ engine: identity.id, tunnelUrl, ...(node.#metrics ? { metricsPort: node.#metrics.port } : {}) }, "engine ready");
     return node;

@@ -13,7 +13,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 export const SHARED_CORE = [
   "engine/protocol", "engine/mux", "engine/errors", "engine/identity", "engine/http", "engine/config",
-  "engine/metrics", "control/client", "control/contract",
+  "engine/metrics", "engine/process", "control/client", "control/contract",
 ];
 
 /** Folder prefix -> folder prefixes it may import (besides itself and the shared core). */

@@ -64,7 +64,7 @@ async function main(): Promise<void> {
       engines.push({ pid: engine.child.pid!, port: httpPort });
     }
     await runCli(["connector", "register", "--data-dir", controlDir, "--state-dir", join(dir, "connector")]);
-    const connector = keep(startCli(["connector", "run", "--state-dir", join(dir, "connector"), "--json"]));
+    const connector = keep(startCli(["connector", "run", "--workers", "1", "--state-dir", join(dir, "connector"), "--json"]));
     await connector.ready;
     const host = "bench.scale.test";
     await publish(controlDir, "Bench", `http://localhost:${backendPort}/`, `http://${host}/`);

@@ -8,14 +8,17 @@
 import { X509Certificate } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { AggregatorRegistry, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 
 export type ProcessKind = "control" | "engine" | "connector";
 
-/** A registry with process and Node.js metrics, every series labelled with the process kind. */
-export function processRegistry(kind: ProcessKind): Registry {
+/**
+ * A registry with process and Node.js metrics, every series labelled with the process kind
+ * (and, in a process with several workers, the worker: their primary serves every worker's series).
+ */
+export function processRegistry(kind: ProcessKind, worker?: number): Registry {
   const registry = new Registry();
-  registry.setDefaultLabels({ process: kind });
+  registry.setDefaultLabels({ process: kind, ...(worker !== undefined ? { worker: String(worker) } : {}) });
   collectDefaultMetrics({ register: registry });
   return registry;
 }
@@ -94,4 +97,14 @@ export async function serveMetrics(registry: MetricsSource, host: string, port: 
       server.close(() => resolve());
     }),
   };
+}
+
+/**
+ * In a worker process: answer the primary's requests for this registry (it serves every
+ * worker's series on its own /metrics). prom-client installs the worker's answering listener
+ * when an AggregatorRegistry is made, hence the instance nobody else uses.
+ */
+export function serveToPrimary(registry: Registry): void {
+  AggregatorRegistry.setRegistries([registry]);
+  new AggregatorRegistry();
 }

@@ -115,7 +115,7 @@ describe("engine and connector processes", () => {
       expect(String(tunnelUrl)).toMatch(/^wss:\/\/127\.0\.0\.1:\d+\/tunnel$/);
       const stateDir = join(dir, "connector");
       expect((await runCli(["connector", "register", "--data-dir", dataDir, "--state-dir", stateDir])).code).toBe(0);
-      const connector = startService(["connector", "run", "--state-dir", stateDir, "--connections", "2", "--json"]);
+      const connector = startService(["connector", "run", "--workers", "1", "--state-dir", stateDir, "--connections", "2", "--json"]);
       const { connector: id } = await connector.ready;
       await engine.waitForLog((l) => l.msg === "connector connected" && l.connector === id);
 

@@ -73,7 +73,7 @@ describe("1 GiB each way through engine and connector processes", () => {
     await enroll({ kind: "connector", controlUrl: control.url, token: admin, stateDir: connectorDir, fields: { version: "test" } });
     engine = startService(["engine", "--workers", "1", "--state-dir", join(dir, "engine"), "--tunnel-port", "0", "--http-port", "0", "--json"], { POSTERN_LOG_LEVEL: "warn" });
     edge = `http://127.0.0.1:${(await engine.ready).httpPort}`;
-    connector = startService(["connector", "run", "--state-dir", connectorDir, "--connections", "2", "--json"], { POSTERN_LOG_LEVEL: "warn" });
+    connector = startService(["connector", "run", "--workers", "1", "--state-dir", connectorDir, "--connections", "2", "--json"], { POSTERN_LOG_LEVEL: "warn" });
     await connector.ready;
     const published = await api(control.url, "POST", "/api/v1/apps", admin, { name: "Bulk", internalUrl: `${backend.origin}/`, externalUrl: `http://${host}/`, preAuthentication: "passthrough" });
     expect(published.status).toBe(201);

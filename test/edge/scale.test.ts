@@ -26,7 +26,7 @@ describe("two connector processes under load", () => {
       const stateDir = join(rig.dir, name);
       const identity = await enroll({ kind: "connector", controlUrl: rig.control.url, token: rig.admin, stateDir, fields: { version: "test" } });
       ids.push(identity.id);
-      const service = startService(["connector", "run", "--state-dir", stateDir, "--connections", "2", "--json"], { POSTERN_LOG_LEVEL: "warn" });
+      const service = startService(["connector", "run", "--workers", "1", "--state-dir", stateDir, "--connections", "2", "--json"], { POSTERN_LOG_LEVEL: "warn" });
       connectors.push(service);
       await service.ready;
     }

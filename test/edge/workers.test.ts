@@ -28,6 +28,7 @@ describe("an engine on two worker processes", () => {
   let engine: Service;
   let edge: string;
   let pids: number[];
+  let metricsPort: number;
   const agents: ConnectorAgent[] = [];
   /** One request on a connection of its own, so the cluster spreads them over the workers. */
   const get = async (host: string, path = "/") => {
@@ -71,8 +72,9 @@ describe("an engine on two worker processes", () => {
       expect(res.status, JSON.stringify(res.body)).toBe(201);
     }
     const [tunnelPort, httpPort] = [await freePort(), await freePort()];
+    metricsPort = await freePort();
     engine = startService(["engine", "--workers", "2", "--control", control.url, "--token", admin, "--state-dir", join(dir, "engine"),
-      "--tunnel-port", String(tunnelPort), "--http-port", String(httpPort), "--json"]);
+      "--tunnel-port", String(tunnelPort), "--http-port", String(httpPort), "--metrics-port", String(metricsPort), "--json"]);
     const ready = await engine.ready;
     expect(ready.workers).toBe(2);
     pids = ready.pids as number[];
@@ -102,6 +104,10 @@ describe("an engine on two worker processes", () => {
     }
     await until(() => servedBy("Wiki").reduce((a, b) => a + b) >= 30 && servedBy("Shop").reduce((a, b) => a + b) >= 30, 5_000, "access log lines");
     for (const app of ["Wiki", "Shop"]) expect(servedBy(app).every((n) => n > 0), `${app} by worker: ${servedBy(app).join(", ")}`).toBe(true);
+    // The primary serves every worker's metrics, each series labelled with its worker.
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const wiki = [0, 1].map((w) => Number(new RegExp(`^postern_edge_requests_total\\{[^}]*app="Wiki"[^}]*worker="${w}"[^}]*\\} (\\d+)`, "m").exec(text)?.[1] ?? 0));
+    expect(wiki).toEqual(servedBy("Wiki"));
   });
 
   it("replaces a worker killed with -9: only its in-flight requests fail, and connectors cover the new one", async () => {
