@@ -19,7 +19,7 @@ import type { Stream } from "../mux/stream.js";
 import { WireError } from "../protocol/constants.js";
 import type { LiveConnection, ConnectorRegistry } from "../tunnel/registry.js";
 import { TranslatePool, type TranslateLimitsInput } from "../workers/pool.js";
-import { BodyTranslation, translationPlan } from "../workers/translation.js";
+import { BodyTranslation, InlineTranslation, translationPlan, type Translation } from "../workers/translation.js";
 import type { EdgeMetrics } from "./metrics.js";
 import { backendTarget, requestHeaders, responseHeaders } from "./headers.js";
 import { errorPage, pageHeaders } from "./pages.js";
@@ -52,6 +52,8 @@ export interface EdgeState {
   translatePool?: TranslatePool;
   /** Prometheus metrics (unset: none kept). */
   readonly metrics?: EdgeMetrics;
+  /** Whole bodies up to this size are translated inline (translate.inlineMaxBytes). */
+  readonly translateInlineMaxBytes: number;
 }
 
 function translatePool(state: EdgeState): TranslatePool {
@@ -370,7 +372,7 @@ class ProxiedRequest {
   #written = 0;
   #status = 0;
   /** Rewrites internal links in HTML/CSS bodies for apps that translate them. */
-  #translation: BodyTranslation | undefined;
+  #translation: Translation | undefined;
   /** A translated response's head waits for its first bytes, so a failure before them is still a 502 page. */
   #deferredHead: { status: number; headers: [string, string][] } | null = null;
   #released = false;
@@ -466,20 +468,24 @@ class ProxiedRequest {
     if (this.route.app.translateBody && !noBody && status !== 206) {
       const plan = translationPlan(headerValue(headers, "content-type"), headerValue(headers, "content-encoding"));
       if (plan) {
-        const pool = translatePool(this.state);
-        if (pool.saturated) return this.#fail("POSTERN_OVERLOADED", WireError.CANCEL);
+        const inlineMax = this.state.translateInlineMaxBytes;
+        const inline = plan.encoding === "identity" && this.#total !== undefined && this.#total <= inlineMax;
+        const pool = inline ? undefined : translatePool(this.state);
+        if (pool?.saturated) return this.#fail("POSTERN_OVERLOADED", WireError.CANCEL);
         this.#responded = true;
         this.#total = undefined; // the length changes
         this.#deferredHead = {
           status,
           headers: out.filter(([k]) => k !== "content-length").map(([k, v]) => [k, k === "etag" && !v.startsWith("W/") ? `W/${v}` : v]),
         };
-        this.#translation = new BodyTranslation(pool, plan, this.state.routes.tenantLinks(this.route.app.tenantId), {
-          data: (chunk) => this.#writeTranslated(chunk),
+        const sink = {
+          data: (chunk: Buffer) => this.#writeTranslated(chunk),
           drain: () => this.#stream.resume(),
-          end: (last) => this.#endTranslated(last),
+          end: (last: Buffer | undefined) => this.#endTranslated(last),
           error: () => this.#fail("POSTERN_TRANSLATE", WireError.CANCEL),
-        });
+        };
+        const links = this.state.routes.tenantLinks(this.route.app.tenantId);
+        this.#translation = pool ? new BodyTranslation(pool, plan, links, sink) : new InlineTranslation(plan.kind, links, inlineMax, sink);
         return;
       }
     }

@@ -27,7 +27,7 @@ import type { Registry } from "prom-client";
 import { EdgeMetrics } from "./metrics.js";
 import type { ConnectorRegistry } from "../tunnel/registry.js";
 import type { AuthResult, AuthTask } from "../workers/auth-task.js";
-import { authPoolSchema, taskFile, WorkerPool, type AuthPoolInput, type TranslateLimitsInput } from "../workers/pool.js";
+import { authPoolSchema, taskFile, translateLimitsSchema, WorkerPool, type AuthPoolInput, type TranslateLimitsInput } from "../workers/pool.js";
 import { authPage } from "./pages.js";
 import { abortResponse, handleRequest, pageWriter, realTimers, sendError, type EdgeResponse, type EdgeState, type Timers } from "./proxy.js";
 import { closeAfterThis, inTurn } from "./turns.js";
@@ -95,6 +95,7 @@ export class Edge {
       inflight: 0,
       queue: [],
       ...(options.translate ? { translateLimits: options.translate } : {}),
+      translateInlineMaxBytes: resolveSettings(translateLimitsSchema, options.translate ?? {}, "translate").inlineMaxBytes,
       ...(options.metrics ? {
         metrics: new EdgeMetrics(options.metrics, {
           inflight: () => edge.state.inflight,

@@ -152,6 +152,11 @@ export const translateLimitsSchema = z.object({
   chunkTimeoutMs: integer(1, 600_000, 5_000), // 5 s
   /** Worker time one response may use in all, ms; past it the response fails. */
   budgetMs: z.number({ error: "must be a number" }).positive({ error: "must be above 0" }).max(600_000, { error: "must be at most 600000" }).default(5_000), // 5 s
+  /**
+   * Bodies that come whole (identity encoding, a known length) up to this size are rewritten on
+   * the event loop, not on the pool: cheaper for small pages. 0: always the pool.
+   */
+  inlineMaxBytes: integer(0, 16 * 1024 * 1024, 64 * 1024), // 64 KiB
   /** Decoded (gunzipped, ...) bytes one response may produce; past it the response fails. */
   maxDecodedBytes: integer(1024, 4 * 1024 * 1024 * 1024, 32 * 1024 * 1024), // 32 MiB
 }).strict();

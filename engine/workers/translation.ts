@@ -11,7 +11,9 @@ import zlib from "node:zlib";
 import { PosternError } from "../errors/catalogue.js";
 import type { LinkMapping } from "./links.js";
 import type { TranslatePool } from "./pool.js";
-import { holdsInput, type BodyKind, type RewriteState } from "./rewrite.js";
+import { holdsInput, rewriteChunk, type BodyKind, type RewriteState } from "./rewrite.js";
+import { LinkMap } from "./links.js";
+import { BoundedMap } from "../limits/bounded.js";
 
 export type BodyEncoding = "identity" | "gzip" | "deflate" | "br";
 
@@ -187,8 +189,73 @@ export interface TranslationSink {
   error(err: Error): void;
 }
 
-/** One response body on its way through translation. */
-export class BodyTranslation {
+/** What the edge drives a body's translation through, inline or on the pool. */
+export interface Translation {
+  /** false: stop writing until the sink's drain(). */
+  write(chunk: Buffer): boolean;
+  end(): void;
+  pause(): void;
+  resume(): void;
+  destroy(): void;
+}
+
+/** Link maps of the event loop's inline rewrites: built once per tenant links key, the last few kept. */
+const inlineLinkMaps = new BoundedMap<string, LinkMap>(64);
+
+/**
+ * A small body that comes in one piece (identity encoding, a known length of at most
+ * `inlineMaxBytes`), rewritten on the event loop when it has arrived: for a page of a few KiB
+ * the pool's round trip (batching, moving the bytes, waking the loop again) costs the loop more
+ * than the rewrite itself. Large, streaming and compressed bodies go to the pool.
+ */
+export class InlineTranslation implements Translation {
+  readonly #chunks: Buffer[] = [];
+  #length = 0;
+  #done = false;
+
+  constructor(private readonly kind: BodyKind, private readonly links: TenantLinks, private readonly maxBytes: number, private readonly sink: TranslationSink) {}
+
+  write(chunk: Buffer): boolean {
+    if (this.#done) return true;
+    this.#length += chunk.length;
+    if (this.#length > this.maxBytes) {
+      this.#done = true;
+      this.sink.error(new PosternError("POSTERN_TRANSLATE", `the body is longer than it announced (over ${this.maxBytes} bytes)`));
+      return true;
+    }
+    this.#chunks.push(chunk);
+    return true;
+  }
+
+  end(): void {
+    if (this.#done) return;
+    this.#done = true;
+    let out: Buffer;
+    try {
+      const links = inlineLinkMaps.getOrMake(this.links.key, () => new LinkMap(this.links.mappings));
+      out = rewriteChunk(this.kind, undefined, this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#length), true, links).out;
+    } catch (err) {
+      return this.sink.error(new PosternError("POSTERN_TRANSLATE", `the body could not be translated: ${(err as Error).message}`, { cause: err }));
+    }
+    this.sink.end(out);
+  }
+
+  pause(): void {
+    // The whole body goes out in one write: nothing to hold back.
+  }
+
+  resume(): void {
+    // As pause().
+  }
+
+  destroy(): void {
+    this.#done = true;
+    this.#chunks.length = 0;
+  }
+}
+
+/** One response body on its way through translation on the worker pool. */
+export class BodyTranslation implements Translation {
   readonly #input: Writable;
   readonly #output: Readable;
   readonly #stages: Duplex[];

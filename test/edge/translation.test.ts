@@ -84,7 +84,8 @@ describe("link translation in bodies (apps with translateBody on)", () => {
       }
       res.writeHead(404).end();
     });
-    rig = await startRig();
+    // Every body through the worker pool here (inline rewriting of small whole bodies is tested apart below).
+    rig = await startRig({ engine: { translate: { inlineMaxBytes: 0 } } });
     ({ host: portal } = await rig.publish({ name: "Portal", internalUrl: `${backend.origin}/portal/`, externalUrl: "http://portal.contoso.test/", translateBody: true }));
     await rig.publish({ name: "Expenses", internalUrl: `${backend.origin}/expenses/`, externalUrl: "http://expenses.contoso.test/" });
     ({ host: plain } = await rig.publish({ name: "Plain", internalUrl: `${backend.origin}/plain/`, externalUrl: "http://plain.contoso.test/" }));
@@ -211,3 +212,38 @@ describe("link translation in bodies (apps with translateBody on)", () => {
     }
   });
 });
+
+describe("link translation of small whole bodies on the event loop", () => {
+  let rig: Rig;
+  let backend: Backend;
+
+  beforeAll(async () => {
+    backend = await startBackend((req, res) => {
+      const base = `http://localhost:${backend.port}/portal/`;
+      // Whole bodies with their length, as most apps send pages.
+      const whole = (body: string) => res.writeHead(200, { "content-type": "text/html", "content-length": Buffer.byteLength(body) }).end(body);
+      if (req.url?.endsWith("/small")) return void whole(`<a href="${base}a">a</a><img src="${base}b.png">`);
+      if (req.url?.endsWith("/large")) return void whole(`<a href="${base}big">big</a>`.padEnd(200 * 1024, " "));
+      res.writeHead(404).end();
+    });
+    rig = await startRig({ engine: { translate: { inlineMaxBytes: 64 * 1024 } } });
+    await rig.publish({ name: "Portal", internalUrl: `${backend.origin}/portal/`, externalUrl: "http://portal.contoso.test/", translateBody: true });
+  }, 30_000);
+  afterAll(async () => {
+    await rig.close();
+    await backend.close();
+  });
+
+  it("rewrites a small page inline, with its length, without starting the pool; a large one goes to the pool", async () => {
+    const small = await edgeRequest(rig, "portal.contoso.test", "/small");
+    expect(small.status).toBe(200);
+    expect(small.text).toBe('<a href="http://portal.contoso.test/a">a</a><img src="http://portal.contoso.test/b.png">');
+    expect(Number(small.headers["content-length"])).toBe(Buffer.byteLength(small.text));
+    expect(rig.engine.edge.state.translatePool).toBeUndefined();
+    const large = await edgeRequest(rig, "portal.contoso.test", "/large");
+    expect(large.status).toBe(200);
+    expect(large.text.startsWith('<a href="http://portal.contoso.test/big">big</a>')).toBe(true);
+    expect(rig.engine.edge.state.translatePool).toBeDefined();
+  });
+});
+
