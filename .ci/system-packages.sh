@@ -8,8 +8,9 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "$1" ]; }
 have openssl || need+=(openssl)
 # the real-world HTML/CSS corpus of the link translation tests
 [ -d /usr/share/debian-reference ] || need+=(debian-reference-en)
-# the peer in `postern loadtest --compare` (an nginx two-hop chain)
+# the peer in `postern loadtest --compare` (an nginx two-hop chain), and its load generator
 have /usr/sbin/nginx || need+=(nginx-light)
+have /usr/bin/wrk || need+=(wrk)
 # browser tests (driven by playwright-core, which never downloads a browser of its own)
 have /usr/bin/chromium || need+=(chromium)
 # HTTP/2 load against the HTTPS edge (h2load)

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { numberFlag, UsageError } from "./flags.js";
 import { writeReports, textTable, type LabelledReport } from "../loadtest/report.js";
-import { cpuSplit, findNginx, NGINX_MISSING, pinSelf, publish, settle, startBackend, startNginxChain, startPostern } from "../loadtest/rig.js";
+import { cpuMicros, cpuSplit, findNginx, NGINX_MISSING, pinSelf, publish, settle, startBackend, startNginxChain, startPostern } from "../loadtest/rig.js";
+import { findWrk, runWrk, WRK_MISSING } from "../loadtest/wrk.js";
 import { readMix, runLoad, type LoadOptions } from "../loadtest/run.js";
 
 const HELP = `Usage: postern loadtest --target URL [options]
@@ -35,7 +36,10 @@ Options:
   --compare             Peer comparison on this host: backend direct, nginx two-hop chain
                         (edge proxy -> proxy -> backend, one worker each, keep-alive upstreams)
                         and Postern (engine -> connector -> backend); servers pinned to the same
-                        CPUs, the load generator to the others. Needs nginx (apt-get install nginx-light)
+                        CPUs, the load generator to the others; reports each server's CPU per
+                        request. Needs nginx (apt-get install nginx-light)
+  --generator G         wrk (default with --compare when installed: half autocannon's CPU per
+                        request) or autocannon
   --bytes N             Backend response size for --compare (default 1024)
   --json                Print the report as JSON on stdout instead of the table
   -h, --help            Show this help
@@ -49,7 +53,7 @@ export async function runLoadtest(args: string[]): Promise<number> {
       target: { type: "string" }, host: { type: "string" }, header: { type: "string", multiple: true }, requests: { type: "string" },
       duration: { type: "string" }, amount: { type: "string" }, connections: { type: "string" }, pipelining: { type: "string" },
       rate: { type: "string" }, warmup: { type: "string" }, workers: { type: "string" }, timeout: { type: "string" }, out: { type: "string" },
-      compare: { type: "boolean", default: false }, bytes: { type: "string" }, json: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false },
+      compare: { type: "boolean", default: false }, bytes: { type: "string" }, generator: { type: "string" }, json: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false },
     },
   });
   if (v.help) {
@@ -82,8 +86,11 @@ export async function runLoadtest(args: string[]): Promise<number> {
   let reports: LabelledReport[];
   let extra: Record<string, unknown> = {};
   let title: string;
+  if (v.generator !== undefined && v.generator !== "wrk" && v.generator !== "autocannon") throw new UsageError(`--generator must be wrk or autocannon, got "${v.generator}"`);
   if (v.compare) {
-    ({ reports, extra } = await compare(base, headers, rates, numberFlag(v.bytes, "bytes", 1024, { integer: false }), progress));
+    const generator = v.generator ?? (findWrk() ? "wrk" : "autocannon");
+    if (generator === "wrk" && !findWrk()) throw new UsageError(WRK_MISSING);
+    ({ reports, extra } = await compare(base, headers, rates, numberFlag(v.bytes, "bytes", 1024, { integer: false }), progress, generator));
     title = "Peer comparison: direct, nginx two-hop chain, Postern";
   } else {
     reports = [];
@@ -104,12 +111,12 @@ export async function runLoadtest(args: string[]): Promise<number> {
 }
 
 /** The peer comparison: three targets, same backend, same load. */
-async function compare(base: Omit<LoadOptions, "url">, headers: Record<string, string>, rates: (number | undefined)[], bytes: number, progress: NodeJS.WriteStream | undefined) {
+async function compare(base: Omit<LoadOptions, "url">, headers: Record<string, string>, rates: (number | undefined)[], bytes: number, progress: NodeJS.WriteStream | undefined, generator: "wrk" | "autocannon") {
   if (!findNginx()) throw new Error(NGINX_MISSING);
   const split = cpuSplit();
   const backend = startBackend([String(bytes)], split.servers);
   const postern = startPostern(split.servers);
-  let nginx: { port: number; stop: () => void } | undefined;
+  let nginx: { port: number; pids: number[]; stop: () => void } | undefined;
   try {
     const { port } = (await backend.ready) as { port: number };
     const { engine } = (await postern.ready) as { engine: string };
@@ -117,26 +124,38 @@ async function compare(base: Omit<LoadOptions, "url">, headers: Record<string, s
     const host = "loadtest.default.localhost";
     await publish(postern.dataDir, "Loadtest", `http://localhost:${port}/`, `http://${host}/`);
     await settle();
-    pinSelf(split.loadgen);
-    const targets: [string, string, Record<string, string>][] = [
-      ["direct", `http://127.0.0.1:${port}/`, headers],
-      ["nginx two-hop", `http://127.0.0.1:${nginx.port}/`, headers],
-      ["postern", `${engine}/`, { ...headers, host }],
+    if (generator === "autocannon") pinSelf(split.loadgen);
+    const backendPid = backend.child.pid!;
+    // The processes each target's requests go through (beyond the load generator).
+    const targets: [string, string, Record<string, string>, number[]][] = [
+      ["direct", `http://127.0.0.1:${port}/`, headers, [backendPid]],
+      ["nginx two-hop", `http://127.0.0.1:${nginx.port}/`, headers, [...nginx.pids, backendPid]],
+      ["postern", `${engine}/`, { ...headers, host }, [postern.child.pid!, backendPid]],
     ];
+    const run = (url: string, h: Record<string, string>, rate: number | undefined) => generator === "wrk"
+      ? runWrk({ url, headers: h, connections: base.connections, durationS: base.durationS ?? 10, ...(rate !== undefined ? { rate } : {}), ...(split.loadgen ? { cpus: split.loadgen } : {}), ...(base.timeoutS ? { timeoutS: base.timeoutS } : {}) })
+      : runLoad({ ...base, url, headers: h, ...(rate !== undefined ? { rate } : {}), ...(progress ? { progress } : {}) });
     const reports: LabelledReport[] = [];
+    const cpu: Record<string, number>[] = [];
     for (const rate of rates) {
-      for (const [label, url, h] of targets) {
-        const r = await runLoad({ ...base, url, headers: h, ...(rate !== undefined ? { rate } : {}), ...(progress ? { progress } : {}) });
+      for (const [label, url, h, pids] of targets) {
+        if (generator === "wrk" && (base.warmupS ?? 0) > 0) await runWrk({ url, headers: h, connections: base.connections, durationS: base.warmupS!, ...(split.loadgen ? { cpus: split.loadgen } : {}) });
+        const before = pids.map((pid) => cpuMicros(pid));
+        const r = await run(url, h, rate);
+        // CPU per request of the servers on the path (the backend's included), µs.
+        cpu.push({ [label]: Math.round(pids.reduce((sum, pid, i) => sum + cpuMicros(pid) - before[i]!, 0) / Math.max(1, r.requests)) });
         reports.push({ ...r, label });
       }
     }
     const ratios: string[] = [];
     for (let i = 0; i < reports.length; i += 3) {
       const [direct, chain, ours] = reports.slice(i, i + 3) as [LabelledReport, LabelledReport, LabelledReport];
+      const [cd, cc, co] = [cpu[i]!.direct!, cpu[i + 1]!["nginx two-hop"]!, cpu[i + 2]!.postern!];
       const at = direct.offeredRate === null ? "max rate" : `${direct.offeredRate}/s offered`;
-      ratios.push(`${at}: postern ${(ours.requestsPerSecond / direct.requestsPerSecond).toFixed(2)}x direct, ${(ours.requestsPerSecond / chain.requestsPerSecond).toFixed(2)}x nginx two-hop req/s; p99 ${ours.latencyMs.p99} ms (nginx ${chain.latencyMs.p99} ms, direct ${direct.latencyMs.p99} ms)`);
+      ratios.push(`${at}: postern ${(ours.requestsPerSecond / direct.requestsPerSecond).toFixed(2)}x direct, ${(ours.requestsPerSecond / chain.requestsPerSecond).toFixed(2)}x nginx two-hop req/s; p99 ${ours.latencyMs.p99} ms (nginx ${chain.latencyMs.p99} ms, direct ${direct.latencyMs.p99} ms); `
+        + `CPU per request on the path: postern ${co} µs (${co - cd} µs beyond the backend), nginx two-hop ${cc} µs (${cc - cd} beyond), direct ${cd} µs`);
     }
-    return { reports, extra: { bytes, cpus: split.note, ratios } };
+    return { reports, extra: { bytes, cpus: split.note, generator, cpuMicrosPerRequest: cpu, ratios } };
   } finally {
     nginx?.stop();
     backend.child.kill("SIGTERM");

@@ -118,7 +118,7 @@ export const NGINX_MISSING = "nginx is not installed: on Debian or Ubuntu, apt-g
  * with one worker and keep-alive upstreams (the shape of a reverse proxy in front of a
  * tunnel endpoint). Returns the edge's port and a stop function.
  */
-export async function startNginxChain(backendPort: number, cpus?: string): Promise<{ port: number; stop: () => void }> {
+export async function startNginxChain(backendPort: number, cpus?: string): Promise<{ port: number; pids: number[]; stop: () => void }> {
   const nginx = findNginx();
   if (!nginx) throw new Error(NGINX_MISSING);
   const dir = mkdtempSync(join(tmpdir(), "postern-nginx-"));
@@ -153,7 +153,7 @@ http {
   }
   await waitForPort(edge);
   await waitForPort(inner);
-  return { port: edge, stop: () => children.forEach((c) => c.kill("SIGTERM")) };
+  return { port: edge, pids: children.map((c) => c.pid!), stop: () => children.forEach((c) => c.kill("SIGTERM")) };
 }
 
 async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
@@ -217,7 +217,7 @@ export function publish(dataDir: string, name: string, internalUrl: string, exte
 }
 
 /** CPU time (user + system) a process or one of its threads has used, in µs, from /proc (clock ticks of 10 ms). */
-function cpuMicros(pid: number, thread?: number): number {
+export function cpuMicros(pid: number, thread?: number): number {
   const fields = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, "utf8").split(") ")[1]!.split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
