@@ -121,8 +121,8 @@ Produced by \`${command}\` on ${at.toISOString().slice(0, 10)}; regenerate with 
 
 - A rig of real processes on 127.0.0.1: \`postern control\`, \`postern engine\` (throttling off),
   the load-test backend (its response size and latency set per request), and \`postern connector
-  run\` pinned with taskset to ${cores.map((c) => `${c} CPU${c > 1 ? "s" : ""} (CPU ${connectorCpus(c)})`).join(" and ")} and held to its
-  memory limit by a cgroup. Engine, backend and the load generator share the host's CPUs.
+  run\` pinned with taskset to ${cores.map((c) => `${c} CPU${c > 1 ? "s" : ""} (CPU ${connectorCpus(c)})`).join(" and ")}, one connector worker
+  per CPU, and held to its memory limit by a cgroup. Engine, backend and the load generator share the host's CPUs.
 - Each row sweeps offered load (autocannon, fixed rate, open loop at the row's connection count)
   from ${s.startRate} req/s, doubling, then bisecting ${s.refine} times between the last passing and the first
   failing step; ${s.stepSeconds} s measured per step after ${s.warmupSeconds} s of warm-up.

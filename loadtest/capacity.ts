@@ -167,7 +167,8 @@ export async function startCapacityRig(): Promise<CapacityRig> {
       engineUrl: `http://127.0.0.1:${httpPort}`, host, backendPort,
       async connector(cores, memoryBytes) {
         await stopConnector();
-        const started = startCli(["connector", "run", "--workers", "1", "--state-dir", stateDir, "--json", "--grace-ms", "1000"], connectorCpus(cores));
+        // One connector worker per CPU it is given: a bigger connector host carries more.
+        const started = startCli(["connector", "run", "--workers", String(cores), "--state-dir", stateDir, "--json", "--grace-ms", "1000"], connectorCpus(cores));
         const release = limitMemory(started.child.pid!, memoryBytes);
         connector = { child: started.child, release };
         await started.ready;
