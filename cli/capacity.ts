@@ -19,7 +19,9 @@ until P99 passes the SLO or errors pass 0.1%, and writes the highest sustainable
 row as a capacity table (markdown, JSON, and a chart of latency over offered load).
 
 Options:
-  --cores LIST          Connector CPU counts (default 1,2; capped at this host's CPUs)
+  --cores LIST          Connector CPU counts (default 1,2; capped at this host's CPUs); the connector
+                        runs one worker per CPU
+  --engine-workers LIST Engine worker processes per row (default 1)
   --memory SIZE         Connector memory limit, e.g. 2G, 512M (default 2G; needs root for cgroups)
   --sizes LIST          Response sizes in bytes (default 1024,65536,1048576)
   --latencies LIST      Backend latencies in ms (default 0,50)
@@ -41,7 +43,7 @@ export async function runCapacity(args: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args,
     options: {
-      cores: { type: "string" }, memory: { type: "string" }, sizes: { type: "string" }, latencies: { type: "string" }, connections: { type: "string" },
+      cores: { type: "string" }, "engine-workers": { type: "string" }, memory: { type: "string" }, sizes: { type: "string" }, latencies: { type: "string" }, connections: { type: "string" },
       "slo-ms": { type: "string" }, "start-rate": { type: "string" }, "max-rate": { type: "string" }, "step-seconds": { type: "string" }, warmup: { type: "string" },
       refine: { type: "string" }, out: { type: "string" }, json: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false },
       redraw: { type: "boolean", default: false },
@@ -61,10 +63,12 @@ export async function runCapacity(args: string[]): Promise<number> {
     refine: numberFlag(v.refine, "refine", 2, { integer: false }),
   };
   const rows: CapacityRow[] = [];
-  for (const c of cores) {
-    for (const responseBytes of numberListFlag(v.sizes, "sizes", [1024, 65_536, 1_048_576])) {
-      for (const backendLatencyMs of numberListFlag(v.latencies, "latencies", [0, 50])) {
-        for (const connections of numberListFlag(v.connections, "connections", [50, 1000])) rows.push({ cores: c, memoryBytes, responseBytes, backendLatencyMs, connections });
+  for (const engineWorkers of numberListFlag(v["engine-workers"], "engine-workers", [1]).map((w) => Math.max(1, Math.round(w)))) {
+    for (const c of cores) {
+      for (const responseBytes of numberListFlag(v.sizes, "sizes", [1024, 65_536, 1_048_576])) {
+        for (const backendLatencyMs of numberListFlag(v.latencies, "latencies", [0, 50])) {
+          for (const connections of numberListFlag(v.connections, "connections", [50, 1000])) rows.push({ engineWorkers, cores: c, memoryBytes, responseBytes, backendLatencyMs, connections });
+        }
       }
     }
   }
@@ -106,9 +110,9 @@ function machine() {
 }
 
 function table(results: readonly RowResult[]): string {
-  const head = "| connector CPUs | memory limit | response | backend latency | connections | max TPS within SLO | P99 at that load (ms) |\n|---:|---:|---:|---:|---:|---:|---:|\n";
+  const head = "| engine workers | connector CPUs | memory limit | response | backend latency | connections | max TPS within SLO | P99 at that load (ms) |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   return head + results.map((r) =>
-    `| ${r.cores} | ${formatBytes(r.memoryBytes)}${r.memoryLimited ? "" : " (not applied)"} | ${formatBytes(r.responseBytes)} | ${r.backendLatencyMs} ms | ${r.connections} | ${r.tps.toLocaleString("en-US")} | ${r.p99Ms ?? "-"} |`).join("\n") + "\n";
+    `| ${r.engineWorkers ?? 1} | ${r.cores} | ${formatBytes(r.memoryBytes)}${r.memoryLimited ? "" : " (not applied)"} | ${formatBytes(r.responseBytes)} | ${r.backendLatencyMs} ms | ${r.connections} | ${r.tps.toLocaleString("en-US")} | ${r.p99Ms ?? "-"} |`).join("\n") + "\n";
 }
 
 function markdown(results: readonly RowResult[], s: SweepSettings, command: string, at: Date, chart: string, cores: number[], host: number): string {

@@ -11,11 +11,13 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { request } from "undici";
 import type { LabelledReport } from "./report.js";
-import { publish, runCli, startBackend, startCli } from "./rig.js";
+import { freePort, publish, runCli, startBackend, startCli } from "./rig.js";
 import { runLoad, type LoadReport } from "./run.js";
 
 export interface CapacityRow {
   readonly cores: number;
+  /** Engine worker processes (postern engine --workers). */
+  readonly engineWorkers: number;
   readonly memoryBytes: number;
   readonly responseBytes: number;
   readonly backendLatencyMs: number;
@@ -130,6 +132,8 @@ export interface CapacityRig {
   readonly backendPort: number;
   /** Starts (or restarts) the connector limited to `cores` CPUs and `memoryBytes`. */
   connector(cores: number, memoryBytes: number): Promise<{ memoryLimited: boolean }>;
+  /** Restarts the engine on `workers` worker processes (same ports; the connector follows). */
+  engine(workers: number): Promise<void>;
   /** Requests the backend has served so far. */
   backendCount(): Promise<number>;
   close(): Promise<void>;
@@ -144,9 +148,21 @@ export async function startCapacityRig(): Promise<CapacityRig> {
   let connector: { child: ChildProcess; release: (() => void) | undefined } | undefined;
   try {
     await control.ready;
-    const engine = startCli(["engine", "--workers", "1", "--data-dir", dataDir, "--state-dir", join(dir, "engine"), "--tunnel-port", "0", "--http-port", "0", "--app-rate", "0", "--tenant-rate", "0", "--json"]);
-    children.push(engine.child);
-    const { httpPort } = (await engine.ready) as { httpPort: number };
+    // Fixed ports: a restarted engine (another worker count) is where the connector and the load expect it.
+    const [tunnelPort, httpPort] = [await freePort(), await freePort()];
+    let engine: ChildProcess | undefined;
+    const startEngine = async (workers: number) => {
+      if (engine) {
+        const exited = new Promise((r) => engine!.once("exit", r));
+        engine.kill("SIGTERM");
+        await exited;
+      }
+      const started = startCli(["engine", "--workers", String(workers), "--data-dir", dataDir, "--state-dir", join(dir, "engine"), "--tunnel-port", String(tunnelPort),
+        "--http-port", String(httpPort), "--app-rate", "0", "--tenant-rate", "0", "--json"]);
+      engine = started.child;
+      await started.ready;
+    };
+    await startEngine(1);
     const backend = startBackend(["1024"]);
     children.push(backend.child);
     const { port: backendPort } = (await backend.ready) as { port: number };
@@ -154,6 +170,18 @@ export async function startCapacityRig(): Promise<CapacityRig> {
     await runCli(["connector", "register", "--data-dir", dataDir, "--state-dir", stateDir]);
     const host = "capacity.default.localhost";
     await publish(dataDir, "Capacity", `http://localhost:${backendPort}/`, `http://${host}/`);
+    /** Until the engine routes the app through the connector, requests would get 503. */
+    const waitServed = async () => {
+      const deadline = Date.now() + 15_000;
+      for (let served = 0; served < 4;) {
+        // undici's request, not fetch: fetch drops a Host header.
+        const res = await request(`http://127.0.0.1:${httpPort}/?bytes=1`, { headers: { host } }).catch(() => undefined);
+        await res?.body.dump();
+        if (res?.statusCode === 200) served++; // a few in a row: every engine worker has its tunnels
+        else if (Date.now() > deadline) throw new Error("the capacity rig did not start serving within 15 s");
+        else await new Promise((r) => setTimeout(r, 200));
+      }
+    };
     const stopConnector = async () => {
       if (!connector) return;
       const { child, release } = connector;
@@ -165,6 +193,10 @@ export async function startCapacityRig(): Promise<CapacityRig> {
     };
     return {
       engineUrl: `http://127.0.0.1:${httpPort}`, host, backendPort,
+      async engine(workers) {
+        await startEngine(workers);
+        if (connector) await waitServed(); // with no connector yet, the next connector() waits
+      },
       async connector(cores, memoryBytes) {
         await stopConnector();
         // One connector worker per CPU it is given: a bigger connector host carries more.
@@ -172,16 +204,7 @@ export async function startCapacityRig(): Promise<CapacityRig> {
         const release = limitMemory(started.child.pid!, memoryBytes);
         connector = { child: started.child, release };
         await started.ready;
-        // Until the engine routes the app through this connector, requests would get 503.
-        const deadline = Date.now() + 15_000;
-        for (;;) {
-          // undici's request, not fetch: fetch drops a Host header.
-          const res = await request(`http://127.0.0.1:${httpPort}/?bytes=1`, { headers: { host } }).catch(() => undefined);
-          await res?.body.dump();
-          if (res?.statusCode === 200) break;
-          if (Date.now() > deadline) throw new Error("the capacity rig's connector did not start serving within 15 s");
-          await new Promise((r) => setTimeout(r, 200));
-        }
+        await waitServed();
         return { memoryLimited: release !== undefined };
       },
       async backendCount() {
@@ -190,6 +213,7 @@ export async function startCapacityRig(): Promise<CapacityRig> {
       },
       async close() {
         await stopConnector();
+        engine?.kill("SIGTERM");
         for (const c of children.reverse()) c.kill("SIGTERM");
       },
     };
@@ -207,7 +231,12 @@ export async function measureCapacity(rows: readonly CapacityRow[], settings: Sw
     const results: RowResult[] = [];
     const curves: LabelledReport[] = [];
     let current: { cores: number; memoryBytes: number; memoryLimited: boolean } | undefined;
+    let engineWorkers = 1;
     for (const row of rows) {
+      if (row.engineWorkers !== engineWorkers) {
+        await rig.engine(row.engineWorkers);
+        engineWorkers = row.engineWorkers;
+      }
       if (!current || current.cores !== row.cores || current.memoryBytes !== row.memoryBytes) {
         const { memoryLimited } = await rig.connector(row.cores, row.memoryBytes);
         current = { cores: row.cores, memoryBytes: row.memoryBytes, memoryLimited };
@@ -230,7 +259,8 @@ export async function measureCapacity(rows: readonly CapacityRow[], settings: Sw
 }
 
 export function rowLabel(row: CapacityRow): string {
-  return `${row.cores} CPU, ${formatBytes(row.responseBytes)}, ${row.backendLatencyMs} ms, ${row.connections} conn`;
+  const workers = row.engineWorkers ?? 1; // JSON written before engine workers were a row setting
+  return `${workers} engine worker${workers > 1 ? "s" : ""}, ${row.cores} connector CPU, ${formatBytes(row.responseBytes)}, ${row.backendLatencyMs} ms, ${row.connections} conn`;
 }
 
 export function formatBytes(n: number): string {
