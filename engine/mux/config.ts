@@ -15,8 +15,14 @@ import { PosternError } from "../errors/catalogue.js";
 export interface MuxConfig {
   /** Streams the peer may have open towards us at once (REFUSED_STREAM past it). 0: the peer may open none. */
   readonly maxConcurrentStreams: number;
-  /** Receive credit per stream, bytes: a stream never buffers more than this. */
+  /** Receive credit a stream starts with, bytes. */
   readonly initialStreamWindow: number;
+  /**
+   * Receive credit a stream may grow to, bytes: a stream whose reader keeps up but whose peer
+   * ran out of credit doubles its window (up to this), so one stream can fill a long or busy
+   * path. A stream never buffers more than its current window; 0 or initialStreamWindow: no growth.
+   */
+  readonly maxStreamWindow: number;
   /** Receive credit for the whole connection, bytes: bounds bytes in flight towards us. */
   readonly connectionWindow: number;
   /** Largest DATA payload we accept (and send, if the peer accepts as much), bytes. */
@@ -56,6 +62,7 @@ export interface MuxConfig {
 export const DEFAULT_MUX_CONFIG: MuxConfig = Object.freeze({
   maxConcurrentStreams: 1024,
   initialStreamWindow: 256 * 1024, // 256 KiB (yamux)
+  maxStreamWindow: 4 * 1024 * 1024, // 4 MiB: a 1 MiB response crossed the 256 KiB window at 0.7x the speed of a 2 MiB one
   connectionWindow: 4 * 1024 * 1024, // 4 MiB
   maxFrameSize: 64 * 1024, // 64 KiB (frp)
   maxHeaderBlock: 32 * 1024, // 32 KiB: edge headers are capped at 16 KiB, plus identity
@@ -81,6 +88,7 @@ type NumericKey = Exclude<keyof MuxConfig, "capabilities">;
 const RANGES: Record<NumericKey, readonly [number, number]> = {
   maxConcurrentStreams: [0, MAX_WINDOW],
   initialStreamWindow: [1024, MAX_WINDOW],
+  maxStreamWindow: [0, MAX_WINDOW],
   connectionWindow: [1024, MAX_WINDOW],
   maxFrameSize: [1024, MAX_LENGTH_FIELD],
   maxHeaderBlock: [256, MAX_LENGTH_FIELD],

@@ -108,6 +108,11 @@ export class Session extends EventEmitter implements StreamHost {
   private localActive = 0;
   private peerActive = 0;
 
+  /**
+   * The receive window streams we open start with: the largest any stream auto-tuned to, so a
+   * session that carries large responses does not grow every stream's window from the start.
+   */
+  private tunedStreamWindow: number;
   private connSendWindow = 0;
   private connRecvWindow: number;
   private connUnacked = 0;
@@ -145,6 +150,7 @@ export class Session extends EventEmitter implements StreamHost {
     this.config = resolveMuxConfig(options.config);
     this.nextLocalId = this.role === "server" ? 1 : 2;
     this.connRecvWindow = this.config.connectionWindow;
+    this.tunedStreamWindow = this.config.initialStreamWindow;
     this.localMaxStreams = this.config.maxConcurrentStreams;
     this.transport = transport;
     this.ready = new Promise<void>((resolve, reject) => {
@@ -250,6 +256,8 @@ export class Session extends EventEmitter implements StreamHost {
     this.streams.set(id, stream);
     this.localActive++;
     this.writer.frame(FrameType.OPEN, 0, id, body);
+    const extra = stream.widenReceiveWindow(this.tunedStreamWindow);
+    if (extra > 0) this.writer.frameU32(FrameType.WINDOW_UPDATE, id, extra);
     this.afterWrite();
     if (options?.end === true) stream.end();
     return stream;
@@ -374,7 +382,8 @@ export class Session extends EventEmitter implements StreamHost {
     } else {
       this.creditConnection(bytes);
     }
-    const increment = stream.acknowledge(bytes, this.config.initialStreamWindow >>> 1);
+    const increment = stream.acknowledge(bytes, buffered, this.config.maxStreamWindow);
+    if (stream.receiveWindow > this.tunedStreamWindow) this.tunedStreamWindow = stream.receiveWindow;
     if (increment > 0) {
       this.writer.frameU32(FrameType.WINDOW_UPDATE, stream.id, increment);
       this.afterWrite();

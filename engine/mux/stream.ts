@@ -27,7 +27,8 @@ export interface StreamHost {
  *
  * Backpressure: write() returns false when the chunk had to be queued (window or transport
  * full); wait for 'drain'. pause() stops 'data'; the peer can then send at most the stream's
- * window before it is blocked, so a paused stream never holds more than its window.
+ * window before it is blocked, so a paused stream never holds more than its window (the
+ * initial one, or what auto-tuning grew it to while the reader kept up; see acknowledge()).
  */
 export class Stream extends EventEmitter {
   /** Stream id, unique within the session. */
@@ -56,6 +57,10 @@ export class Stream extends EventEmitter {
   // --- receive side ---
   /** Credit the peer has left on this stream; below zero is a flow-control violation. */
   #recvWindow: number;
+  /** This stream's receive window now: the initial one, grown by acknowledge(). */
+  #recvLimit: number;
+  /** Some bytes acknowledged since the last WINDOW_UPDATE had waited in the buffer for the reader. */
+  #readerLagged = false;
   /** Bytes consumed since the last stream WINDOW_UPDATE. */
   #unacked = 0;
   /** Buffered bytes whose connection credit is still owed to the peer. */
@@ -85,6 +90,7 @@ export class Stream extends EventEmitter {
     this.requestHead = requestHead;
     this.#sendWindow = sendWindow;
     this.#recvWindow = recvWindow;
+    this.#recvLimit = recvWindow;
     // Data that arrived before a 'data' listener was attached is delivered once one is.
     this.on("newListener", (event) => {
       if (event === "data") this.scheduleDrain();
@@ -276,15 +282,45 @@ export class Stream extends EventEmitter {
     return owed;
   }
 
+  /** @internal This stream's receive window now (what a paused reader may come to hold). */
+  get receiveWindow(): number {
+    return this.#recvLimit;
+  }
+
   /**
-   * @internal The reader consumed `bytes`; once at least `threshold` are unacknowledged,
-   * returns the increment to grant in a WINDOW_UPDATE (and counts it as granted), else 0.
+   * @internal Raises a new stream's receive window to `window` (what earlier streams of the
+   * session grew to); returns the credit to grant the peer for it.
    */
-  acknowledge(bytes: number, threshold: number): number {
+  widenReceiveWindow(window: number): number {
+    const extra = window - this.#recvLimit;
+    if (extra <= 0) return 0;
+    this.#recvLimit = window;
+    this.#recvWindow += extra;
+    return extra;
+  }
+
+  /**
+   * @internal The reader consumed `bytes`; once half the window is unacknowledged, returns the
+   * increment to grant in a WINDOW_UPDATE (and counts it as granted), else 0.
+   *
+   * Auto-tuning (as TCP receive windows and HTTP/2 stacks do): when the reader took half a
+   * window as it arrived (`buffered` false for all of it), the window doubles, up to `maxWindow`. A large
+   * transfer then costs a few WINDOW_UPDATE round trips instead of one per half window (each
+   * one a message and an event-loop turn on both hops), and a slow reader never grows it:
+   * what a paused stream may hold grows only while its reader keeps up.
+   */
+  acknowledge(bytes: number, buffered: boolean, maxWindow: number): number {
     if (this.#recvEnded || this.isClosed) return 0;
     this.#unacked += bytes;
-    if (this.#unacked < threshold) return 0;
-    const increment = this.#unacked;
+    if (buffered) this.#readerLagged = true;
+    if (this.#unacked < this.#recvLimit >>> 1) return 0;
+    let increment = this.#unacked;
+    if (!this.#readerLagged && this.#recvLimit < maxWindow) {
+      const growth = Math.min(this.#recvLimit, maxWindow - this.#recvLimit);
+      this.#recvLimit += growth;
+      increment += growth;
+    }
+    this.#readerLagged = false;
     this.#recvWindow += increment;
     this.#unacked = 0;
     return increment;

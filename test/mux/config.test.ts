@@ -12,6 +12,7 @@ describe("mux config", () => {
   it.each([
     [{ maxConcurrentStreams: -1 }, /maxConcurrentStreams must be between/],
     [{ initialStreamWindow: 2 ** 31 }, /initialStreamWindow must be between/],
+    [{ maxStreamWindow: 2 ** 31 }, /maxStreamWindow must be between/],
     [{ maxFrameSize: 1.5 }, /maxFrameSize must be an integer/],
     [{ pingIntervalMs: "15s" }, /pingIntervalMs must be a number/],
     [{ windowSize: 5 }, /windowSize is not a known setting/],

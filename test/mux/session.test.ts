@@ -190,3 +190,69 @@ describe("protocol violations close the connection with the right code", () => {
     expect(server.closed).toBe(false);
   });
 });
+
+describe("stream window auto-tuning", () => {
+  const SMALL = 64 * 1024;
+  const MAX = 512 * 1024;
+
+  /** A session whose peer answers every stream with `bytes` of body. */
+  async function answering(server: MuxConfigInput, bytes: number) {
+    const pair = await sessionPair({ initialStreamWindow: SMALL, ...server });
+    pair.client.on("stream", (s: Stream) => {
+      s.respond({ status: 200, headers: [] });
+      void pump(s, bytes, 16 * 1024);
+    });
+    return pair;
+  }
+
+  it("a stream whose reader keeps up doubles its window up to maxStreamWindow; the session's next streams start there", async () => {
+    const { server } = await answering({ maxStreamWindow: MAX }, 4 * 1024 * 1024);
+    const first = server.open(GET, { end: true });
+    expect(first.receiveWindow).toBe(SMALL);
+    const { body, err } = await collect(first);
+    expect(err).toBeUndefined();
+    expect(body.length).toBe(4 * 1024 * 1024);
+    expect(first.receiveWindow).toBe(MAX);
+    const next = server.open(GET, { end: true });
+    expect(next.receiveWindow).toBe(MAX);
+    expect((await collect(next)).body.length).toBe(4 * 1024 * 1024);
+  });
+
+  it("a reader that stops holds at most the window it grew to, never more than maxStreamWindow", async () => {
+    const { server } = await answering({ maxStreamWindow: MAX }, 4 * 1024 * 1024);
+    await collect(server.open(GET, { end: true })); // tunes the session
+    const st = server.open(GET, { end: true });
+    st.pause();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(st.bufferedBytes).toBeGreaterThan(SMALL); // the grown window is in use...
+    expect(st.bufferedBytes).toBeLessThanOrEqual(MAX); // ...and bounds what the stream holds
+    expect(st.receiveWindow).toBe(MAX);
+    const rest = collect(st);
+    st.resume();
+    expect((await rest).body.length).toBe(4 * 1024 * 1024);
+  });
+
+  it("a paused reader never grows its window", async () => {
+    const { server } = await answering({ maxStreamWindow: MAX }, 1024 * 1024);
+    const st = server.open(GET, { end: true });
+    st.pause();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(st.bufferedBytes).toBe(SMALL);
+    // Read a little at a time: the reader never catches up with what is waiting.
+    st.on("data", () => {
+      st.pause();
+      setImmediate(() => st.resume());
+    });
+    st.resume();
+    await new Promise((r) => st.once("close", r));
+    expect(st.receiveWindow).toBe(SMALL);
+  });
+
+  it("maxStreamWindow at or below the initial window turns growth off", async () => {
+    const { server } = await answering({ maxStreamWindow: 0 }, 2 * 1024 * 1024);
+    const st = server.open(GET, { end: true });
+    expect((await collect(st)).body.length).toBe(2 * 1024 * 1024);
+    expect(st.receiveWindow).toBe(SMALL);
+    expect(server.open(GET, { end: true }).receiveWindow).toBe(SMALL);
+  });
+});
