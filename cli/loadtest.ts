@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { numberFlag, UsageError } from "./flags.js";
 import { writeReports, textTable, type LabelledReport } from "../loadtest/report.js";
-import { cpuMicros, cpuSplit, findNginx, NGINX_MISSING, pinSelf, publish, settle, startBackend, startNginxChain, startPostern } from "../loadtest/rig.js";
+import { cpuMicros, cpuSplit, findNginx, NGINX_MISSING, pinSelf, publish, settle, startBackend, startNginxChain, startNodeHop, startPostern } from "../loadtest/rig.js";
 import { findWrk, runWrk, WRK_MISSING } from "../loadtest/wrk.js";
 import { readMix, runLoad, type LoadOptions } from "../loadtest/run.js";
 
@@ -35,7 +35,8 @@ Options:
   --out DIR             Report directory (default ./postern-loadtest-<time>)
   --compare             Peer comparison on this host: backend direct, nginx two-hop chain
                         (edge proxy -> proxy -> backend, one worker each, keep-alive upstreams)
-                        and Postern (engine -> connector -> backend); servers pinned to the same
+                        and Postern (engine -> connector -> backend), and one bare node:http +
+                        undici hop (the floor of Postern's stack); servers pinned to the same
                         CPUs, the load generator to the others; reports each server's CPU per
                         request. Needs nginx (apt-get install nginx-light)
   --generator G         wrk (default with --compare when installed: half autocannon's CPU per
@@ -91,7 +92,7 @@ export async function runLoadtest(args: string[]): Promise<number> {
     const generator = v.generator ?? (findWrk() ? "wrk" : "autocannon");
     if (generator === "wrk" && !findWrk()) throw new UsageError(WRK_MISSING);
     ({ reports, extra } = await compare(base, headers, rates, numberFlag(v.bytes, "bytes", 1024, { integer: false }), progress, generator));
-    title = "Peer comparison: direct, nginx two-hop chain, Postern";
+    title = "Peer comparison: direct, nginx two-hop chain, Postern, one node:http + undici hop";
   } else {
     reports = [];
     for (const rate of rates) {
@@ -110,17 +111,22 @@ export async function runLoadtest(args: string[]): Promise<number> {
   return 0;
 }
 
-/** The peer comparison: three targets, same backend, same load. */
+const FLOOR = "node:http+undici hop";
+
+/** The peer comparison: four targets, same backend, same load. */
 async function compare(base: Omit<LoadOptions, "url">, headers: Record<string, string>, rates: (number | undefined)[], bytes: number, progress: NodeJS.WriteStream | undefined, generator: "wrk" | "autocannon") {
   if (!findNginx()) throw new Error(NGINX_MISSING);
   const split = cpuSplit();
   const backend = startBackend([String(bytes)], split.servers);
   const postern = startPostern(split.servers);
   let nginx: { port: number; pids: number[]; stop: () => void } | undefined;
+  let floor: ReturnType<typeof startNodeHop> | undefined;
   try {
     const { port } = (await backend.ready) as { port: number };
     const { engine } = (await postern.ready) as { engine: string };
     nginx = await startNginxChain(port, split.servers);
+    floor = startNodeHop(port, split.servers);
+    const floorPort = ((await floor.ready) as { port: number }).port;
     const host = "loadtest.default.localhost";
     await publish(postern.dataDir, "Loadtest", `http://localhost:${port}/`, `http://${host}/`);
     await settle();
@@ -131,6 +137,8 @@ async function compare(base: Omit<LoadOptions, "url">, headers: Record<string, s
       ["direct", `http://127.0.0.1:${port}/`, headers, [backendPid]],
       ["nginx two-hop", `http://127.0.0.1:${nginx.port}/`, headers, [...nginx.pids, backendPid]],
       ["postern", `${engine}/`, { ...headers, host }, [postern.child.pid!, backendPid]],
+      // What one hop of node:http + undici costs with nothing else: the floor under Postern's two.
+      [FLOOR, `http://127.0.0.1:${floorPort}/`, headers, [floor.child.pid!, backendPid]],
     ];
     const run = (url: string, h: Record<string, string>, rate: number | undefined) => generator === "wrk"
       ? runWrk({ url, headers: h, connections: base.connections, durationS: base.durationS ?? 10, ...(rate !== undefined ? { rate } : {}), ...(split.loadgen ? { cpus: split.loadgen } : {}), ...(base.timeoutS ? { timeoutS: base.timeoutS } : {}) })
@@ -148,16 +156,18 @@ async function compare(base: Omit<LoadOptions, "url">, headers: Record<string, s
       }
     }
     const ratios: string[] = [];
-    for (let i = 0; i < reports.length; i += 3) {
+    for (let i = 0; i < reports.length; i += targets.length) {
       const [direct, chain, ours] = reports.slice(i, i + 3) as [LabelledReport, LabelledReport, LabelledReport];
-      const [cd, cc, co] = [cpu[i]!.direct!, cpu[i + 1]!["nginx two-hop"]!, cpu[i + 2]!.postern!];
+      const [cd, cc, co, cf] = [cpu[i]!.direct!, cpu[i + 1]!["nginx two-hop"]!, cpu[i + 2]!.postern!, cpu[i + 3]![FLOOR]!];
       const at = direct.offeredRate === null ? "max rate" : `${direct.offeredRate}/s offered`;
       ratios.push(`${at}: postern ${(ours.requestsPerSecond / direct.requestsPerSecond).toFixed(2)}x direct, ${(ours.requestsPerSecond / chain.requestsPerSecond).toFixed(2)}x nginx two-hop req/s; p99 ${ours.latencyMs.p99} ms (nginx ${chain.latencyMs.p99} ms, direct ${direct.latencyMs.p99} ms); `
-        + `CPU per request on the path: postern ${co} µs (${co - cd} µs beyond the backend), nginx two-hop ${cc} µs (${cc - cd} beyond), direct ${cd} µs`);
+        + `CPU per request on the path: postern ${co} µs (${co - cd} µs beyond the backend), nginx two-hop ${cc} µs (${cc - cd} beyond), direct ${cd} µs; `
+        + `one node:http + undici hop alone ${cf - cd} µs beyond the backend`);
     }
     return { reports, extra: { bytes, cpus: split.note, generator, cpuMicrosPerRequest: cpu, ratios } };
   } finally {
     nginx?.stop();
+    floor?.child.kill("SIGTERM");
     backend.child.kill("SIGTERM");
     postern.child.kill("SIGTERM");
   }

@@ -84,6 +84,11 @@ export function startBackend(args: string[], cpus?: string): Started {
   return start([join(here, "backend.js"), ...args], cpus);
 }
 
+/** The one-hop floor (loadtest/node-hop.ts): node:http in, undici out, to the backend on `backendPort`. */
+export function startNodeHop(backendPort: number, cpus?: string): Started {
+  return start([join(here, "node-hop.js"), String(backendPort)], cpus);
+}
+
 /** `postern up` on fresh state, throttling off: the scenarios measure the data path, not the per-app limit. */
 export function startPostern(cpus?: string): Started & { dataDir: string } {
   const dataDir = mkdtempSync(join(tmpdir(), "postern-loadtest-"));

@@ -143,25 +143,26 @@ describe("postern loadtest --compare", () => {
     expect(res.stderr).toMatch(/nginx is not installed: on Debian or Ubuntu, apt-get install nginx-light/);
   });
 
-  it("measures direct, the nginx two-hop chain and Postern in one run, with ratios", async () => {
+  it("measures direct, the nginx two-hop chain, Postern and the one-hop floor in one run, with ratios", async () => {
     const out = tempDir();
     const res = await runCli(["loadtest", "--compare", "--duration", "2", "--warmup", "1", "--connections", "10", "--out", out, "--json"], {}, 120_000);
     expect(res.code, res.stderr).toBe(0);
     const report = JSON.parse(res.stdout) as { runs: Run[]; ratios: string[]; cpus: string; generator: string; cpuMicrosPerRequest: Record<string, number>[] };
     expect(report.generator).toBe("wrk"); // Debian's wrk (npm test installs it): half autocannon's CPU per request
-    expect(report.runs.map((r) => r.label)).toEqual(["direct", "nginx two-hop", "postern"]);
+    expect(report.runs.map((r) => r.label)).toEqual(["direct", "nginx two-hop", "postern", "node:http+undici hop"]);
     for (const r of report.runs) {
       expect(r.status["2xx"], r.label).toBeGreaterThan(100);
       expect(r.errors + r.status["5xx"], r.label).toBe(0);
     }
-    expect(report.ratios[0]).toMatch(/^max rate: postern \d+\.\d\dx direct, \d+\.\d\dx nginx two-hop req\/s; p99 [\d.]+ ms .*CPU per request on the path: postern \d+ µs/);
+    expect(report.ratios[0]).toMatch(/^max rate: postern \d+\.\d\dx direct, \d+\.\d\dx nginx two-hop req\/s; p99 [\d.]+ ms .*CPU per request on the path: postern \d+ µs.*one node:http \+ undici hop alone -?\d+ µs beyond the backend$/);
     // CPU per request of the servers on each path, from /proc: a proxy costs more than the backend alone.
-    const [direct, chain, ours] = report.cpuMicrosPerRequest.map((c) => Object.values(c)[0]!);
+    const [direct, chain, ours, floor] = report.cpuMicrosPerRequest.map((c) => Object.values(c)[0]!);
     expect(direct).toBeGreaterThan(0);
     expect(chain!).toBeGreaterThan(direct!);
     expect(ours!).toBeGreaterThan(direct!);
+    expect(floor!).toBeGreaterThan(direct!);
     expect(report.cpus).toMatch(/CPU/);
-    expect(JSON.parse(readFileSync(join(out, "report.json"), "utf8")).runs).toHaveLength(3);
+    expect(JSON.parse(readFileSync(join(out, "report.json"), "utf8")).runs).toHaveLength(4);
   }, 120_000);
 });
 
