@@ -41,11 +41,41 @@ export interface Started {
  */
 const NODE_FLAGS = process.env.POSTERN_RIG_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
 
+/** The rig's processes still running: stopped with the command, however it ends. */
+const rigChildren = new Set<ChildProcess>();
+
+/**
+ * Ties a child to this command's life: an interrupted sweep (Ctrl-C, SIGTERM, an error that
+ * exits) must not leave a control, engine, connector or nginx running on the host.
+ */
+function tracked(child: ChildProcess): ChildProcess {
+  if (!trackingInstalled) installTracking();
+  rigChildren.add(child);
+  child.once("exit", () => rigChildren.delete(child));
+  return child;
+}
+
+let trackingInstalled = false;
+
+function installTracking(): void {
+  trackingInstalled = true;
+  const stopAll = (): void => {
+    for (const child of rigChildren) child.kill("SIGTERM");
+  };
+  process.once("exit", stopAll);
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    process.once(signal, () => {
+      stopAll();
+      process.exit(code);
+    });
+  }
+}
+
 /** A Node script as a long-running child; `cpus`: pin it to these CPUs (taskset), e.g. "0" or "0-1". */
 export function start(args: string[], cpus?: string): Started {
   const node = [process.execPath, ...NODE_FLAGS, ...args];
   const [command, argv] = cpus === undefined ? [node[0]!, node.slice(1)] : ["taskset", ["-c", cpus, ...node]];
-  const child = spawn(command, argv, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, POSTERN_LOG_LEVEL: "warn" } });
+  const child = tracked(spawn(command, argv, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, POSTERN_LOG_LEVEL: "warn" } }));
   const ready = firstJsonLine(child.stdout!, new Promise((resolve) => child.once("exit", resolve)).then((code) => `${args.slice(0, 3).join(" ")} exited with ${code}`));
   return { child, ready };
 }
@@ -154,7 +184,7 @@ http {
 }
 `);
     const [command, argv] = cpus === undefined ? [nginx, ["-c", conf, "-p", dir]] : ["taskset", ["-c", cpus, nginx, "-c", conf, "-p", dir]];
-    children.push(spawn(command, argv, { stdio: ["ignore", "ignore", "inherit"] }));
+    children.push(tracked(spawn(command, argv, { stdio: ["ignore", "ignore", "inherit"] })));
   }
   await waitForPort(edge);
   await waitForPort(inner);

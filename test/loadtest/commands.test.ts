@@ -5,12 +5,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "../fixtures/control.js";
-import { runCli } from "../fixtures/processes.js";
+import { CLI, runCli } from "../fixtures/processes.js";
 
 const BACKEND = new URL("../../dist/loadtest/backend.js", import.meta.url).pathname;
 
@@ -188,4 +189,30 @@ describe("postern capacity", () => {
     expect(md).toMatch(/\| 2 \| 1 \| 512 MiB( \(not applied\))? \| 2 KiB \| 5 ms \| 10 \| 400 \| \d+ \|/);
     expect(readFileSync(out.replace(/\.md$/, ".svg"), "utf8").startsWith("<svg")).toBe(true);
   }, 120_000);
+
+  it("stops its whole rig when it is interrupted", async () => {
+    // The rig's state lives under this TMPDIR, so its processes can be found by their arguments.
+    const tmp = join(tempDir(), "rig-tmp");
+    mkdirSync(tmp);
+    const rigProcesses = (): string[] => {
+      try {
+        return execFileSync("pgrep", ["-f", tmp], { encoding: "utf8" }).split("\n").filter(Boolean);
+      } catch {
+        return []; // pgrep exits 1 when nothing matches
+      }
+    };
+    const child = spawn(process.execPath, [CLI, "capacity", "--cores", "1", "--sizes", "1024", "--latencies", "0", "--connections", "10", "--step-seconds", "30",
+      "--memory", "512M", "--out", join(tmp, "capacity.md")], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TMPDIR: tmp } });
+    await new Promise<void>((resolve, reject) => {
+      child.once("exit", (code) => reject(new Error(`capacity exited with ${code} before sweeping`)));
+      createInterface({ input: child.stderr! }).on("line", (line) => line.includes("sweeping") && resolve());
+    });
+    expect(rigProcesses().length).toBeGreaterThanOrEqual(3); // control, engine, connector (and the backend)
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code, signal) => resolve(code ?? (signal === null ? null : -1))));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(143);
+    const until = Date.now() + 10_000;
+    while (rigProcesses().length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    expect(rigProcesses()).toEqual([]);
+  }, 60_000);
 });
