@@ -11,7 +11,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { request } from "undici";
 import type { LabelledReport } from "./report.js";
-import { freePort, publish, runCli, startBackend, startCli } from "./rig.js";
+import { freePort, publish, runCli, startBackend, startCli, treeCpuMicros } from "./rig.js";
 import { runLoad, type LoadReport } from "./run.js";
 
 export interface CapacityRow {
@@ -36,12 +36,22 @@ export interface SweepSettings {
   readonly refine: number;
 }
 
+/** CPU per request of the engine and of the connector (each with all its worker processes) during a step, µs. */
+export interface StepCpu {
+  readonly engineMicrosPerRequest: number;
+  readonly connectorMicrosPerRequest: number;
+}
+
+export type Step = LoadReport & { passed: boolean } & Partial<StepCpu>;
+
 export interface RowResult extends CapacityRow {
   /** Highest offered load within the SLO, req/s (0: even the first step failed). */
   readonly tps: number;
   readonly p99Ms: number | null;
+  /** CPU per request at that load (the passing step), when measured. */
+  readonly cpu?: StepCpu;
   readonly memoryLimited: boolean;
-  readonly steps: (LoadReport & { passed: boolean })[];
+  readonly steps: Step[];
   /** Requests the backend saw during this row's sweep (warm-ups included), to check the load generator's counts against. */
   readonly backendRequests: number;
 }
@@ -53,15 +63,23 @@ export function withinSlo(r: LoadReport, settings: SweepSettings): boolean {
 }
 
 /** Sweeps one row: doubling from startRate until a step fails, then bisecting `refine` times. */
-export async function sweep(url: string, host: string, path: string, connections: number, settings: SweepSettings, onStep?: (r: LoadReport, passed: boolean) => void): Promise<{ tps: number; p99Ms: number | null; steps: (LoadReport & { passed: boolean })[] }> {
-  const steps: (LoadReport & { passed: boolean })[] = [];
+export async function sweep(url: string, host: string, path: string, connections: number, settings: SweepSettings, onStep?: (r: LoadReport, passed: boolean) => void,
+  cpu?: () => { engine: number; connector: number }): Promise<{ tps: number; p99Ms: number | null; cpu: StepCpu | undefined; steps: Step[] }> {
+  const steps: Step[] = [];
   const step = async (rate: number): Promise<boolean> => {
+    const before = cpu?.();
     const r = await runLoad({
       // One thread, warm-up on the same connections: steady state, not the opening burst.
       url: `${url}${path}`, headers: { host }, connections, rate, durationS: settings.stepSeconds, warmupS: settings.warmupSeconds, workers: 0, timeoutS: 10,
     });
+    const after = cpu?.();
     const passed = withinSlo(r, settings);
-    steps.push({ ...r, passed });
+    // CPU is read around the warm-up and the measured seconds together.
+    const served = Math.max(1, r.requests + r.warmupRequests);
+    const used = before && after
+      ? { engineMicrosPerRequest: Math.round((after.engine - before.engine) / served), connectorMicrosPerRequest: Math.round((after.connector - before.connector) / served) }
+      : {};
+    steps.push({ ...r, passed, ...used });
     onStep?.(r, passed);
     return passed;
   };
@@ -80,7 +98,10 @@ export async function sweep(url: string, host: string, path: string, connections
     else fail = mid;
   }
   const best = steps.filter((s) => s.passed && s.offeredRate === pass).at(-1);
-  return { tps: pass, p99Ms: best?.latencyMs.p99 ?? null, steps };
+  const bestCpu = best?.engineMicrosPerRequest !== undefined && best.connectorMicrosPerRequest !== undefined
+    ? { engineMicrosPerRequest: best.engineMicrosPerRequest, connectorMicrosPerRequest: best.connectorMicrosPerRequest }
+    : undefined;
+  return { tps: pass, p99Ms: best?.latencyMs.p99 ?? null, cpu: bestCpu, steps };
 }
 
 /**
@@ -136,6 +157,8 @@ export interface CapacityRig {
   engine(workers: number): Promise<void>;
   /** Requests the backend has served so far. */
   backendCount(): Promise<number>;
+  /** CPU the engine and the connector (with their workers) have used so far, µs. */
+  cpu(): { engine: number; connector: number };
   close(): Promise<void>;
 }
 
@@ -207,6 +230,7 @@ export async function startCapacityRig(): Promise<CapacityRig> {
         await waitServed();
         return { memoryLimited: release !== undefined };
       },
+      cpu: () => ({ engine: engine ? treeCpuMicros(engine.pid!) : 0, connector: connector ? treeCpuMicros(connector.child.pid!) : 0 }),
       async backendCount() {
         const res = await fetch(`http://127.0.0.1:${backendPort}/__count`);
         return ((await res.json()) as { requests: number }).requests;
@@ -246,9 +270,9 @@ export async function measureCapacity(rows: readonly CapacityRow[], settings: Sw
       const path = `/?bytes=${row.responseBytes}&delay=${row.backendLatencyMs}`;
       const before = await rig.backendCount();
       const result = await sweep(rig.engineUrl, rig.host, path, row.connections, settings, (r, passed) =>
-        log(`  ${r.offeredRate}/s offered: ${r.requestsPerSecond} req/s, p99 ${r.latencyMs.p99} ms, errors ${(r.errorRate * 100).toFixed(2)}% ${passed ? "ok" : "over"}`));
+        log(`  ${r.offeredRate}/s offered: ${r.requestsPerSecond} req/s, p99 ${r.latencyMs.p99} ms, errors ${(r.errorRate * 100).toFixed(2)}% ${passed ? "ok" : "over"}`), () => rig.cpu());
       const backendRequests = (await rig.backendCount()) - before;
-      results.push({ ...row, tps: result.tps, p99Ms: result.p99Ms, memoryLimited: current.memoryLimited, steps: result.steps, backendRequests });
+      results.push({ ...row, tps: result.tps, p99Ms: result.p99Ms, ...(result.cpu ? { cpu: result.cpu } : {}), memoryLimited: current.memoryLimited, steps: result.steps, backendRequests });
       curves.push(...result.steps.map((s) => ({ ...s, label })));
       log(`${label}: ${result.tps} TPS within the SLO`);
     }

@@ -257,6 +257,21 @@ export function cpuMicros(pid: number, thread?: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
+/** CPU time of a process and every process under it (a cluster primary and its workers), µs. */
+export function treeCpuMicros(pid: number): number {
+  let total = 0;
+  try {
+    total = cpuMicros(pid);
+    for (const thread of readdirSync(`/proc/${pid}/task`)) {
+      const children = readFileSync(`/proc/${pid}/task/${thread}/children`, "utf8").trim();
+      for (const child of children ? children.split(" ") : []) total += treeCpuMicros(Number(child));
+    }
+  } catch {
+    // the process (or a thread) ended while being read: what it used is gone with it
+  }
+  return total;
+}
+
 /** A closed-loop run (runLoad) that also reads each watched process's CPU time. */
 export async function measure(url: string, host: string | undefined, seconds: number, connections: number, pids: number[]): Promise<Figures> {
   const before = pids.map((pid) => cpuMicros(pid));

@@ -174,9 +174,12 @@ describe("postern capacity", () => {
     const res = await runCli(["capacity", "--cores", "1", "--engine-workers", "2", "--sizes", "2048", "--latencies", "5", "--connections", "10", "--step-seconds", "1", "--warmup", "0",
       "--start-rate", "100", "--max-rate", "400", "--refine", "0", "--memory", "512M", "--out", out, "--json"], {}, 120_000);
     expect(res.code, res.stderr).toBe(0);
-    const { results } = JSON.parse(res.stdout) as { results: { tps: number; cores: number; engineWorkers: number; memoryLimited: boolean; backendRequests: number }[] };
+    const { results } = JSON.parse(res.stdout) as { results: { tps: number; cores: number; engineWorkers: number; memoryLimited: boolean; backendRequests: number; cpu: { engineMicrosPerRequest: number; connectorMicrosPerRequest: number } }[] };
     expect(results).toHaveLength(1);
     expect(results[0]!.engineWorkers).toBe(2);
+    // CPU per request of every engine and connector process, read from /proc around the passing step.
+    expect(results[0]!.cpu.engineMicrosPerRequest).toBeGreaterThan(0);
+    expect(results[0]!.cpu.connectorMicrosPerRequest).toBeGreaterThan(0);
     const full = JSON.parse(readFileSync(out.replace(/\.md$/, ".json"), "utf8")) as { results: { tps: number; backendRequests: number; steps: (Run & { passed: boolean })[] }[] };
     const [row] = full.results as [(typeof full.results)[0]];
     // 100, 200, 400 req/s offered: a 1-CPU connector passes all three at 2 KiB with 5 ms of backend latency.
@@ -186,7 +189,11 @@ describe("postern capacity", () => {
     expect(Math.abs(row.backendRequests - sent)).toBeLessThanOrEqual(3 * 10);
     const md = readFileSync(out, "utf8");
     expect(md).toContain("Produced by `postern capacity --cores 1");
-    expect(md).toMatch(/\| 2 \| 1 \| 512 MiB( \(not applied\))? \| 2 KiB \| 5 ms \| 10 \| 400 \| \d+ \|/);
+    expect(md).toMatch(/\| 2 \| 1 \| 512 MiB( \(not applied\))? \| 2 KiB \| 5 ms \| 10 \| 400 \| \d+ \| \d+ \| \d+ \|/);
+    // How the row scales: one core's share from the CPU per request just measured.
+    const perCore = Math.round(1_000_000 / results[0]!.cpu.connectorMicrosPerRequest).toLocaleString("en-US");
+    expect(md).toContain("## Scaling to bigger hosts");
+    expect(md).toContain(`| 2 KiB | ${results[0]!.cpu.connectorMicrosPerRequest} | ${perCore} |`);
     expect(readFileSync(out.replace(/\.md$/, ".svg"), "utf8").startsWith("<svg")).toBe(true);
   }, 120_000);
 
