@@ -205,12 +205,14 @@ describe("several control and engine nodes on PostgreSQL and Redis", () => {
       await new Promise((r) => setTimeout(r, 5));
     }
     await Promise.all(pending);
+    // On a busy host requests reach the engines later than they were sent, and the buckets
+    // refill meanwhile: the admissions span at most from the first send to the last answer.
+    const spanned = (Date.now() - started) / 1000;
     const ok = counts.get(200) ?? 0;
     const burst = 750 * 0.1;
-    const rate = (ok - burst) / seconds;
     expect(counts.get(429) ?? 0, JSON.stringify([...counts])).toBeGreaterThan(0);
-    expect(rate, JSON.stringify([...counts])).toBeGreaterThan(750 * 0.95);
-    expect(rate, JSON.stringify([...counts])).toBeLessThan(750 * 1.05);
+    expect((ok - burst) / seconds, JSON.stringify([...counts])).toBeGreaterThan(750 * 0.95);
+    expect((ok - burst) / spanned, `${JSON.stringify([...counts])} over ${spanned} s`).toBeLessThan(750 * 1.05);
   }, 30_000);
 
   it("kill -9 of one engine and one control replica under load: only the killed engine's in-flight requests fail; admin and feed keep working", async () => {
