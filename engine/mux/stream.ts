@@ -304,10 +304,10 @@ export class Stream extends EventEmitter {
    * increment to grant in a WINDOW_UPDATE (and counts it as granted), else 0.
    *
    * Auto-tuning (as TCP receive windows and HTTP/2 stacks do): when the reader took half a
-   * window as it arrived (`buffered` false for all of it), the window doubles, up to `maxWindow`. A large
-   * transfer then costs a few WINDOW_UPDATE round trips instead of one per half window (each
-   * one a message and an event-loop turn on both hops), and a slow reader never grows it:
-   * what a paused stream may hold grows only while its reader keeps up.
+   * window as it arrived (`buffered` false for all of it), the window doubles, up to
+   * `maxWindow`. A large transfer then costs a few WINDOW_UPDATE round trips instead of one
+   * per half window (each one a message and an event-loop turn on both hops), and a slow
+   * reader never grows it: what a paused stream may hold grows only while its reader keeps up.
    */
   acknowledge(bytes: number, buffered: boolean, maxWindow: number): number {
     if (this.#recvEnded || this.isClosed) return 0;
