@@ -115,36 +115,27 @@ function table(results: readonly RowResult[]): string {
     `| ${r.engineWorkers ?? 1} | ${r.cores} | ${formatBytes(r.memoryBytes)}${r.memoryLimited ? "" : " (not applied)"} | ${formatBytes(r.responseBytes)} | ${r.backendLatencyMs} ms | ${r.connections} | ${r.tps.toLocaleString("en-US")} | ${r.p99Ms ?? "-"} | ${r.cpu?.engineMicrosPerRequest ?? "-"} | ${r.cpu?.connectorMicrosPerRequest ?? "-"} |`).join("\n") + "\n";
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : Math.round((sorted[mid - 1]! + sorted[mid]!) / 2);
-}
-
-/**
- * How the rows scale to bigger hosts: from the CPU each request cost the connector and the
- * engine (all their workers) at the rows' passing loads, per response size. Each process runs one worker per core and the workers share nothing on the request
- * path, so a core carries about 1,000,000 / (µs per request) requests per second.
- */
 export function scaling(results: readonly RowResult[]): string {
   const measured = results.filter((r) => r.cpu && r.tps > 0);
   const sizes = [...new Set(measured.map((r) => r.responseBytes))].sort((a, b) => a - b);
   if (sizes.length === 0) return "";
   const lines = sizes.map((size) => {
-    const rows = measured.filter((r) => r.responseBytes === size);
-    const connector = median(rows.map((r) => r.cpu!.connectorMicrosPerRequest));
-    const engine = median(rows.map((r) => r.cpu!.engineMicrosPerRequest));
+    const busiest = measured.filter((r) => r.responseBytes === size)
+      .sort((a, b) => b.tps - a.tps || a.cpu!.connectorMicrosPerRequest - b.cpu!.connectorMicrosPerRequest)[0]!;
+    const connector = busiest.cpu!.connectorMicrosPerRequest;
+    const engine = busiest.cpu!.engineMicrosPerRequest;
     const perCore = (us: number) => (us > 0 ? Math.round(1_000_000 / us).toLocaleString("en-US") : "-");
     return `| ${formatBytes(size)} | ${connector} | ${perCore(connector)} | ${engine} | ${perCore(engine)} |`;
   });
   return `## Scaling to bigger hosts
 
-CPU per request at each row's passing load (median over the rows of that response size;
-every worker process of the engine and of the connector counted), and what one core
-therefore carries. Both run one worker per core and their workers share nothing on the
-request path, so a connector host with K cores carries about K times the per-core figure, and
-an engine host likewise, until the network or the backends are the limit. Backend latency
-costs no CPU: it needs connections (the rows with 1000), not cores.
+CPU per request in the row of each response size that carried the most (every worker process
+of the engine and of the connector counted; at lower rates a request costs more, as fewer
+share each event-loop turn), and what one core therefore carries. Both run one worker per
+core and their workers share nothing on the request path, so a connector host with K cores
+carries about K times the per-core figure, and an engine host likewise, until the network or
+the backends are the limit. Backend latency costs no CPU: it needs connections (the rows with
+1000), not cores.
 
 | response | connector µs/request | connector req/s per core | engine µs/request | engine req/s per core |
 |---|---:|---:|---:|---:|
